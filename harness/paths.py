@@ -1,0 +1,52 @@
+"""Where files live: the one place that decides the cache, the data root and run directories.
+
+REPRO_HOME (default: the user's cache directory, ~/.cache/repro) holds weights/ (verified downloads and the
+hash lock file) and data/ (prepared datasets). REPRO_DATA overrides the data root of every dataset,
+REPRO_RUNS the root of run directories (default ./runs).
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repro_home() -> Path:
+    if os.environ.get("REPRO_HOME"):
+        return Path(os.environ["REPRO_HOME"]).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return (Path(base) / "repro").resolve()
+
+
+def weights_dir() -> Path:
+    return repro_home() / "weights"
+
+
+def data_root(dataset: str = "ade20k") -> Path:
+    """The prepared dataset's root, e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016."""
+    if os.environ.get("REPRO_DATA"):
+        return Path(os.environ["REPRO_DATA"]).expanduser().resolve()
+    return repro_home() / "data" / dataset / DATASET_FOLDERS.get(dataset, dataset)
+
+
+DATASET_FOLDERS = {"ade20k": "ADEChallengeData2016"}
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("REPRO_RUNS", "runs")).expanduser().resolve()
+
+
+def new_run_dir(reproduction: str, kind: str, root: Path | None = None) -> Path:
+    """runs/<reproduction>/<protocol or train>/<UTC timestamp>/, created empty; never reuses a directory."""
+    parent = (root or runs_root()) / reproduction / kind
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1000):
+        candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a fresh run directory under {parent}")

@@ -1,0 +1,78 @@
+"""result.json, the run record: the contract between the pipelines and the verdict.
+
+Fields follow ../shared/reference/result_record.md (schema "repro.result/1"). Written atomically: a reader
+never sees a half-written record. Everything here is torch-free; the environment capture imports torch
+only when asked for it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ReproError
+
+SCHEMA = "repro.result/1"
+RESULT_FILE = "result.json"
+REQUIRED = ("schema", "reproduction", "protocol", "kind", "status")
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf become null (JSON has no NaN); numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write JSON under a temporary name in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_result(run_dir: Path, record: dict) -> Path:
+    record = {"schema": SCHEMA, **record}
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise ValueError(f"result record lacks {missing}")
+    return write_json_atomic(Path(run_dir) / RESULT_FILE, record)
+
+
+def read_result(path: Path) -> dict:
+    """Read a result.json (or the one inside a run directory); bad input is a ReproError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILE
+    if not path.is_file():
+        raise ReproError(f"no result record at {path}", fix="pass a run directory or a result.json path")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReproError(f"{path} is not valid JSON ({exc})", fix="re-run the command that writes it, or `repro import` the source file")
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise ReproError(f"{path} is not a {SCHEMA} record", fix="produce it with `repro eval`, `repro train` or `repro import`")
+    record["_path"] = str(path)
+    return record

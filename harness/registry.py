@@ -1,0 +1,125 @@
+"""The reproductions: one folder each under reproductions/, described by its reproduction.toml.
+
+A reproduction is data, not code: an id, the mmseg config of each evaluation protocol, the published
+training setup, and where its released and pretrained weights live. Adding one needs no harness code.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import ReproError
+from harness.paths import REPO_ROOT
+
+METADATA = "reproduction.toml"
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A file in a Hugging Face repo, pinned to a revision; sha256 where it is published."""
+    repo: str
+    revision: str
+    filename: str
+    approx_size: str = ""
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo}/resolve/{self.revision}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class Training:
+    gpus: int
+    nnodes: int
+    samples_per_gpu: int
+    total_batch: int
+    max_iters: int
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    id: str
+    folder: Path
+    title: str
+    model: str
+    dataset: str
+    protocols: dict[str, str]            # protocol -> config file name in the folder
+    training: Training
+    weights: WeightsFile | None = None
+    pretrained: WeightsFile | None = None
+    baseline: bool = False               # True: expected numbers are the harness's own, not published
+    paper: str = ""
+    code: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def config_path(self, protocol: str = "ss") -> Path:
+        if protocol not in self.protocols:
+            raise ReproError(f"reproduction '{self.id}' has no protocol '{protocol}'",
+                             fix=f"use one of: {', '.join(sorted(self.protocols))}")
+        return self.folder / self.protocols[protocol]
+
+    @property
+    def train_config_path(self) -> Path:
+        return self.folder / self.protocols["ss"]
+
+
+def reproductions_root() -> Path:
+    return Path(os.environ.get("REPRO_REPRODUCTIONS", REPO_ROOT / "reproductions")).resolve()
+
+
+def _weights(data: dict | None) -> WeightsFile | None:
+    return WeightsFile(**data) if data else None
+
+
+def load_reproduction(folder: Path) -> Reproduction:
+    path = folder / METADATA
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ReproError(f"cannot read {path}: {exc}", fix="fix the TOML syntax of that file") from exc
+    known = {"id", "title", "model", "dataset", "protocols", "training", "weights", "pretrained",
+             "baseline", "paper", "code"}
+    try:
+        rep = Reproduction(
+            id=data["id"], folder=folder, title=data["title"], model=data["model"], dataset=data["dataset"],
+            protocols=dict(data["protocols"]), training=Training(**data["training"]),
+            weights=_weights(data.get("weights")), pretrained=_weights(data.get("pretrained")),
+            baseline=bool(data.get("baseline", False)), paper=data.get("paper", ""), code=data.get("code", ""),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+    except (KeyError, TypeError) as exc:
+        raise ReproError(f"{path}: missing or unknown field {exc}", fix="compare it with another reproduction.toml") from exc
+    if rep.id != folder.name:
+        raise ReproError(f"{path}: id '{rep.id}' differs from its folder name '{folder.name}'",
+                         fix="make the folder name and the id equal")
+    for protocol, name in rep.protocols.items():
+        if not (folder / name).is_file():
+            raise ReproError(f"{path}: protocol '{protocol}' names {name}, which does not exist")
+    return rep
+
+
+def all_reproductions(root: Path | None = None) -> dict[str, Reproduction]:
+    root = root or reproductions_root()
+    found: dict[str, Reproduction] = {}
+    for meta in sorted(root.glob(f"*/{METADATA}")):
+        rep = load_reproduction(meta.parent)
+        if rep.id in found:
+            raise ReproError(f"duplicate reproduction id '{rep.id}' in {found[rep.id].folder} and {rep.folder}")
+        found[rep.id] = rep
+    return found
+
+
+def get(reproduction_id: str, root: Path | None = None) -> Reproduction:
+    known = all_reproductions(root)
+    if reproduction_id in known:
+        return known[reproduction_id]
+    close = difflib.get_close_matches(reproduction_id, known, n=3)
+    hint = f"Did you mean: {', '.join(close)}? " if close else ""
+    raise ReproError(f"Unknown reproduction '{reproduction_id}'. {hint}Available: {', '.join(known)}",
+                     fix="run `repro list` to see them")
