@@ -1,0 +1,32 @@
+"""Streaming file hashes, with a progress bar for large files."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+CHUNK = 1 << 20
+BAR_FROM = 64 << 20       # files at least this big get a progress bar
+
+
+def file_hashes(path: Path, algorithms: tuple[str, ...] = ("sha256",), progress: bool = True) -> dict[str, str]:
+    """Hex digests of `path` for each algorithm, reading the file once."""
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    size = path.stat().st_size
+    bar = None
+    if progress and size >= BAR_FROM:
+        from tqdm import tqdm
+        bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"hashing {path.name}",
+                   leave=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            for h in hashers.values():
+                h.update(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def sha256(path: Path, progress: bool = True) -> str:
+    return file_hashes(path, ("sha256",), progress)["sha256"]

@@ -1,0 +1,177 @@
+"""An ADE20K-format dataset generated from a seed: same folders, names, suffixes and label encoding, tiny images.
+
+Each image is a background class with a few polygons and ellipses of other classes drawn on it, and sometimes a
+strip or blob of label 0 ("other", ignored by the metric). A pixel's class is predictable from its colour and
+texture: every class has a fixed base colour and a stripe pattern of its own, plus per-pixel noise, so a small
+model learns the classes in a few hundred CPU iterations. Only CLASSES (10 of the 150 raw labels) occur.
+
+Images have a short side of 128..160 px and aspect ratios between 3:4 and 16:10 in either orientation, so
+resizing, cropping and sliding-window inference are all exercised. Every image is generated from its own
+generator seeded with (seed, split, index), so the first n images are the same whatever the total.
+
+    from harness.fetch.synthetic import generate
+    root = generate(tmp_path / "ADEChallengeData2016", num_train=64, num_val=16, seed=0)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ReproError
+from harness.fetch import atomic, layout
+
+# raw label -> (name, base RGB, stripe period in px, stripe angle in degrees); stuff classes first
+CLASSES: dict[int, tuple[str, tuple[int, int, int], int, int]] = {
+    1: ("wall", (200, 200, 190), 0, 0),
+    3: ("sky", (90, 160, 235), 0, 0),
+    4: ("floor", (140, 90, 50), 9, 0),
+    10: ("grass", (60, 170, 50), 5, 90),
+    5: ("tree", (20, 90, 30), 4, 45),
+    13: ("person", (230, 60, 60), 0, 0),
+    15: ("door", (240, 200, 40), 7, 90),
+    20: ("car", (40, 40, 200), 6, 0),
+    23: ("painting", (200, 60, 220), 4, 135),
+    37: ("lamp", (250, 140, 20), 0, 0),
+}
+BACKGROUND = (1, 3, 4, 10)
+OBJECTS = (5, 13, 15, 20, 23, 37)
+NOISE = 12.0            # per-pixel Gaussian noise, std in intensity levels
+STRIPE = 30.0           # stripe amplitude
+JPEG_QUALITY = 92
+SPLIT_ID = {"training": 0, "validation": 1}
+
+
+def _size(rng: np.random.Generator) -> tuple[int, int]:
+    short = int(rng.integers(128, 161))
+    aspect = float(rng.uniform(0.75, 1.6))
+    long = int(round(short * max(aspect, 1 / aspect)))
+    return (long, short) if rng.random() < 0.5 else (short, long)        # (width, height)
+
+
+def _polygon(rng: np.random.Generator, w: int, h: int) -> list[tuple[float, float]]:
+    cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
+    radius = rng.uniform(0.12, 0.35) * min(w, h)
+    n = int(rng.integers(3, 8))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    radii = radius * rng.uniform(0.6, 1.3, n)
+    return [(float(cx + r * np.cos(a)), float(cy + r * np.sin(a))) for a, r in zip(angles, radii)]
+
+
+def labels_for(rng: np.random.Generator) -> np.ndarray:
+    """The label map of one image: background, 1..4 objects, sometimes an ignored (0) region."""
+    from PIL import Image, ImageDraw
+
+    w, h = _size(rng)
+    label = Image.new("L", (w, h), int(rng.choice(BACKGROUND)))
+    draw = ImageDraw.Draw(label)
+    if rng.random() < 0.5:      # a second stuff class in the lower part, like floor under wall
+        top = int(rng.uniform(0.5, 0.8) * h)
+        draw.rectangle([0, top, w, h], fill=int(rng.choice(BACKGROUND)))
+    for _ in range(int(rng.integers(1, 5))):
+        cls = int(rng.choice(OBJECTS))
+        if rng.random() < 0.5:
+            draw.polygon(_polygon(rng, w, h), fill=cls)
+        else:
+            x0, y0 = rng.uniform(0, 0.8 * w), rng.uniform(0, 0.8 * h)
+            ew, eh = rng.uniform(0.15, 0.45) * w, rng.uniform(0.15, 0.45) * h
+            draw.ellipse([x0, y0, min(w - 1, x0 + ew), min(h - 1, y0 + eh)], fill=cls)
+    if rng.random() < 0.4:      # label 0: "other objects", not evaluated
+        draw.polygon(_polygon(rng, w, h)[:4], fill=0)
+    return np.asarray(label, dtype=np.uint8)
+
+
+def render(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The RGB image for a label map: class colour + class stripes + noise; label 0 gets random grey."""
+    h, w = labels.shape
+    base = np.zeros((256, 3), np.float32)
+    period = np.zeros(256, np.float32)
+    angle = np.zeros(256, np.float32)
+    for cls, (_, rgb, p, a) in CLASSES.items():
+        base[cls], period[cls], angle[cls] = rgb, p, np.deg2rad(a)
+    base[0] = rng.uniform(60, 200)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    p, a = period[labels], angle[labels]
+    phase = (xx * np.cos(a) + yy * np.sin(a)) / np.where(p > 0, p, 1.0)
+    stripes = np.where(p > 0, STRIPE * np.sign(np.sin(2 * np.pi * phase)), 0.0)
+    image = base[labels] + stripes[..., None] + rng.normal(0.0, NOISE, (h, w, 3))
+    image *= rng.uniform(0.85, 1.15)                                   # per-image brightness
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_split(root: Path, split: str, n: int, seed: int) -> None:
+    from PIL import Image
+
+    img_dir, ann_dir = root / "images" / split, root / "annotations" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(1, n + 1):
+        rng = np.random.default_rng([seed, SPLIT_ID[split], i])
+        labels = labels_for(rng)
+        stem = f"{layout.PREFIX[split]}{i:08d}"
+        Image.fromarray(render(labels, rng), "RGB").save(img_dir / f"{stem}.jpg", quality=JPEG_QUALITY)
+        Image.fromarray(labels, "L").save(ann_dir / f"{stem}.png")
+
+
+def origin(num_train: int, num_val: int, seed: int) -> dict:
+    return {"kind": "synthetic", "generator": "harness.fetch.synthetic", "version": 1,
+            "num_train": num_train, "num_val": num_val, "seed": seed}
+
+
+def generate(root: Path, num_train: int, num_val: int | None = None, seed: int = 0, force: bool = False,
+             progress: bool = False) -> Path:
+    """Write a synthetic ADE20K-format dataset at root (the folder holding images/ and annotations/).
+
+    num_val defaults to max(1, num_train // 4). The folder is built beside root and renamed into place only
+    when complete, layout-checked and its manifest written. If root already holds the same synthetic dataset
+    (same counts, seed and generator version, files unchanged), it is kept as is; any other existing root is an
+    error unless force=True, which replaces it. Returns root.
+    """
+    root = Path(root).expanduser().resolve()
+    num_val = max(1, num_train // 4) if num_val is None else num_val
+    if num_train < 1 or num_val < 1:
+        raise ReproError(f"a synthetic dataset needs at least one image per split (asked {num_train} training, "
+                         f"{num_val} validation)", fix="pass --synthetic N and --val N of at least 1")
+    wanted = origin(num_train, num_val, seed)
+    if root.exists() and not atomic.is_empty_dir(root) and not force:
+        try:
+            manifest = layout.read_manifest(root)
+        except ReproError:
+            manifest = None
+        if manifest is not None and manifest.get("origin") == wanted \
+                and not layout.manifest_problems(root, manifest, deep=False):
+            return root
+        raise ReproError(f"{root} already exists and is not the synthetic dataset asked for "
+                         f"({num_train} training / {num_val} validation, seed {seed})",
+                         fix="remove it, choose another --data-root, or pass --force to replace it")
+    tmp = atomic.staging_dir(root)
+    try:
+        for split, n in (("training", num_train), ("validation", num_val)):
+            write_split(tmp, split, n, seed)
+        counts = {"training": num_train, "validation": num_val}
+        layout.check_layout(tmp, counts, progress=progress)
+        layout.write_manifest(tmp, wanted, counts, progress=progress)
+        atomic.move_into_place(tmp, root, replace=force)
+    except BaseException:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def default_root() -> Path:
+    from harness.paths import DATASET_FOLDERS, data_root
+    return data_root("ade20k-synthetic").parent / DATASET_FOLDERS["ade20k"]
+
+
+def generate_cli(root: Path | None, num_train: int, num_val: int | None, seed: int, force: bool) -> str:
+    """`repro prepare ade20k --synthetic N`: generate and return the one-line summary to print."""
+    import time
+
+    start = time.monotonic()
+    root = generate(root or default_root(), num_train, num_val, seed, force=force, progress=True)
+    manifest = layout.read_manifest(root)
+    counts = manifest["counts"]
+    return (f"synthetic ADE20K-format dataset ready at {root}: {counts['training']} training / "
+            f"{counts['validation']} validation images, seed {seed}, manifest {manifest['files_sha256'][:12]} "
+            f"({time.monotonic() - start:.1f}s)")
