@@ -1,0 +1,265 @@
+"""The expected tables and their tolerances: loading `expected/` and refusing anything malformed.
+
+`expected/` holds data only (see its files' headers):
+
+- `summary.csv`: reproduction, protocol, metric (aAcc/mIoU/mAcc), value (percent; empty = no baseline yet),
+  baseline (true: the harness's own regression baseline, not a published number), source;
+- `per_class.csv`: reproduction, protocol, class (mmseg name, quoted), metric (IoU/Acc), value, source;
+- `sources.csv`: source id -> file, origin, note (joined onto the rows, so every failure can name it);
+- `upstream_configs.csv`: the authors' config names -> (reproduction, protocol), for `repro import`;
+- `tolerances.toml`: per tier, per metric, an absolute tolerance in percentage points and its rationale.
+
+Example::
+
+    >>> from harness.verify.expected import published
+    >>> published("eva02_L_sz512")
+    {'baseline': False, 'protocols': {'ss': {'aAcc': 86.67, 'mIoU': 59.77, 'mAcc': 72.05}, 'ms': {...}}}
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from harness.ade20k_classes import CLASSES
+from harness.errors import ReproError
+from harness.paths import REPO_ROOT
+
+SUMMARY_METRICS = ("aAcc", "mIoU", "mAcc")
+CLASS_METRICS = ("IoU", "Acc")
+TIERS = ("released", "retrain")
+SUMMARY_COLUMNS = ["reproduction", "protocol", "metric", "value", "baseline", "source"]
+PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "source"]
+SOURCE_COLUMNS = ["source", "file", "origin", "note"]
+
+
+def expected_dir() -> Path:
+    """REPRO_EXPECTED, or the repository's expected/."""
+    return Path(os.environ.get("REPRO_EXPECTED", REPO_ROOT / "expected")).resolve()
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    tier: str
+    group: str          # "metrics" or "per_class"
+    metric: str
+    abs: float
+    rationale: str
+
+
+@dataclass(frozen=True)
+class Statistics:
+    alpha: float
+    min_runs: int
+    olympic_min_runs: int
+    reference: dict     # metric -> {"reference_std", "reference_runs", "rationale"}
+
+
+@dataclass
+class Expected:
+    """The loaded tables (pandas DataFrames, sources joined) and tolerances of one `expected/` folder."""
+    root: Path
+    summary: "pd.DataFrame"      # noqa: F821
+    per_class: "pd.DataFrame"    # noqa: F821
+    upstream: "pd.DataFrame"     # noqa: F821
+    tolerances: dict             # tier -> {"description", "metrics": {m: Tolerance}, "per_class": {m: Tolerance}}
+    statistics: Statistics | None
+
+    @property
+    def reproductions(self) -> list[str]:
+        return sorted(set(self.summary["reproduction"]))
+
+    def check_reproduction(self, reproduction: str) -> None:
+        known = self.reproductions
+        if reproduction in known:
+            return
+        close = difflib.get_close_matches(reproduction, known, n=3)
+        hint = f"Did you mean: {', '.join(close)}? " if close else ""
+        raise ReproError(f"Unknown reproduction '{reproduction}'. {hint}Available: {', '.join(known)}",
+                         fix=f"add its rows to {self.root / 'summary.csv'} or fix the record's reproduction id")
+
+    def is_baseline(self, reproduction: str) -> bool:
+        rows = self.summary[self.summary["reproduction"] == reproduction]
+        return bool(len(rows)) and bool(rows["baseline"].all())
+
+    def tolerance(self, tier: str, group: str, metric: str) -> Tolerance | None:
+        return self.tolerances[tier][group].get(metric)
+
+
+def _read_csv(path: Path, columns: list[str]):
+    import pandas as pd
+
+    if not path.is_file():
+        raise ReproError(f"missing expected table {path}", fix="restore it from git (`git checkout -- expected/`)")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values={"value": [""]}, dtype={"baseline": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ReproError(f"{path} is not a readable CSV table ({exc})", fix="compare it with `git diff expected/`")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ReproError(f"{path} lacks the column(s) {', '.join(missing)}", fix=f"its header must be {','.join(columns)}")
+    if "value" in columns:
+        values = pd.to_numeric(frame["value"], errors="coerce")
+        bad = frame[values.isna() & frame["value"].notna()]
+        if len(bad):
+            raise ReproError(f"{path}: value {bad['value'].iloc[0]!r} on line {bad.index[0] + 2} is not a number",
+                             fix="write values as plain numbers in percent, or leave a baseline value empty")
+        frame["value"] = values.astype(float)
+    return frame
+
+
+def _tolerance(path: Path, tier: str, group: str, metric: str, entry) -> Tolerance:
+    where = f"{path.name} [{tier}.{group}.{metric}]"
+    fix = "tolerances are absolute percentage points >= 0, each with a rationale"
+    if not isinstance(entry, dict) or "abs" not in entry:
+        raise ReproError(f"{where} has no abs", fix=fix)
+    value = entry["abs"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ReproError(f"{where} abs = {value!r} is not a finite number", fix=fix)
+    if value < 0:
+        raise ReproError(f"{where} abs = {value} is negative", fix=fix)
+    rationale = entry.get("rationale")
+    if not isinstance(rationale, str) or not rationale.strip():
+        raise ReproError(f"{where} has no rationale", fix="say in one sentence why the tolerance is this wide")
+    unknown = set(entry) - {"abs", "rationale"}
+    if unknown:
+        raise ReproError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}", fix="use only abs and rationale")
+    return Tolerance(tier, group, metric, float(value), rationale.strip())
+
+
+def _statistics(path: Path, data: dict | None) -> Statistics | None:
+    if data is None:
+        return None
+    fix = "see the comment above [retrain.statistics] in the file"
+    try:
+        alpha, min_runs, olympic = float(data["alpha"]), int(data["min_runs"]), int(data["olympic_min_runs"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReproError(f"{path.name} [retrain.statistics] needs alpha, min_runs, olympic_min_runs ({exc})", fix=fix)
+    if not 0 < alpha < 1 or min_runs < 2:
+        raise ReproError(f"{path.name} [retrain.statistics] needs 0 < alpha < 1 and min_runs >= 2", fix=fix)
+    reference = {}
+    for metric, entry in data.items():
+        if not isinstance(entry, dict):
+            continue
+        if metric not in SUMMARY_METRICS:
+            raise ReproError(f"{path.name} [retrain.statistics.{metric}]: unknown metric", fix=f"use one of {', '.join(SUMMARY_METRICS)}")
+        std, runs = entry.get("reference_std"), entry.get("reference_runs")
+        if not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0 or not isinstance(runs, int) or runs < 1:
+            raise ReproError(f"{path.name} [retrain.statistics.{metric}] needs reference_std > 0 and reference_runs >= 1",
+                             fix=fix)
+        if not str(entry.get("rationale", "")).strip():
+            raise ReproError(f"{path.name} [retrain.statistics.{metric}] has no rationale", fix=fix)
+        reference[metric] = {"reference_std": float(std), "reference_runs": runs, "rationale": entry["rationale"]}
+    return Statistics(alpha, min_runs, olympic, reference)
+
+
+def load_tolerances(path: Path) -> tuple[dict, Statistics | None]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ReproError(f"cannot read tolerance file {path} ({exc.strerror})", fix="restore expected/tolerances.toml")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReproError(f"{path.name} is not valid TOML ({exc})", fix="fix its syntax; compare with `git diff expected/`")
+    tiers = {}
+    for tier in TIERS:
+        if tier not in data:
+            raise ReproError(f"{path.name} has no [{tier}] tier", fix=f"it needs the tiers {', '.join(TIERS)}")
+        section = data[tier]
+        tiers[tier] = {"description": " ".join(str(section.get("description", "")).split()), "metrics": {}, "per_class": {}}
+        for group, names in (("metrics", SUMMARY_METRICS), ("per_class", CLASS_METRICS)):
+            for metric, entry in section.get(group, {}).items():
+                if metric not in names:
+                    raise ReproError(f"{path.name} [{tier}.{group}.{metric}]: unknown metric",
+                                     fix=f"use one of {', '.join(names)}")
+                tiers[tier][group][metric] = _tolerance(path, tier, group, metric, entry)
+        missing = [m for m in SUMMARY_METRICS if m not in tiers[tier]["metrics"]]
+        if missing:
+            raise ReproError(f"{path.name} [{tier}.metrics] lacks {', '.join(missing)}",
+                             fix="every tier needs a tolerance for aAcc, mIoU and mAcc")
+    unknown = set(data) - set(TIERS)
+    if unknown:
+        raise ReproError(f"{path.name} has unknown tier(s) {', '.join(sorted(unknown))}", fix=f"tiers are {', '.join(TIERS)}")
+    return tiers, _statistics(path, data["retrain"].get("statistics"))
+
+
+def load_expected(root: Path | None = None) -> Expected:
+    """Read and validate every table of `root` (default: expected_dir()); cached per folder and file times."""
+    root = Path(root or expected_dir()).resolve()
+    stamp = tuple(p.stat().st_mtime_ns for p in sorted(root.glob("*")) if p.is_file()) if root.is_dir() else ()
+    return _load(root, stamp)
+
+
+@lru_cache(maxsize=8)
+def _load(root: Path, _stamp: tuple) -> Expected:
+    if not root.is_dir():
+        raise ReproError(f"no expected tables at {root}", fix="pass --expected DIR or restore expected/")
+    sources = _read_csv(root / "sources.csv", SOURCE_COLUMNS)
+    sources["source_text"] = sources["file"] + " (" + sources["origin"] + ")"
+    summary = _read_csv(root / "summary.csv", SUMMARY_COLUMNS)
+    summary["baseline"] = summary["baseline"].str.strip().str.lower().map({"true": True, "false": False})
+    if summary["baseline"].isna().any():
+        raise ReproError(f"{root / 'summary.csv'}: baseline must be true or false", fix="write true or false on every row")
+    per_class = _read_csv(root / "per_class.csv", PER_CLASS_COLUMNS)
+    upstream = _read_csv(root / "upstream_configs.csv", ["config", "reproduction", "protocol"])
+
+    for name, frame, metrics in (("summary.csv", summary, SUMMARY_METRICS), ("per_class.csv", per_class, CLASS_METRICS)):
+        bad = frame[~frame["metric"].isin(metrics)]
+        if len(bad):
+            raise ReproError(f"{root / name}: unknown metric {bad['metric'].iloc[0]!r}", fix=f"use one of {', '.join(metrics)}")
+        if (frame["value"] < 0).any():
+            raise ReproError(f"{root / name}: negative expected value", fix="values are percentages in [0, 100]")
+        unknown = set(frame["source"]) - set(sources["source"])
+        if unknown:
+            raise ReproError(f"{root / name}: source(s) {', '.join(sorted(unknown))} not in sources.csv",
+                             fix="add a row per source to expected/sources.csv")
+        keys = ["reproduction", "protocol", "metric"] + (["class"] if "class" in frame else [])
+        if frame.duplicated(keys).any():
+            dup = frame[frame.duplicated(keys)].iloc[0]
+            raise ReproError(f"{root / name}: duplicate row for {', '.join(str(dup[k]) for k in keys)}",
+                             fix="keep one row per key")
+    unknown_classes = set(per_class["class"]) - set(CLASSES)
+    if unknown_classes:
+        raise ReproError(f"{root / 'per_class.csv'}: unknown class name(s) {sorted(unknown_classes)[:3]}",
+                         fix="use the mmseg 0.29.1 ADE20K class names verbatim (harness/ade20k_classes.py)")
+    joined = {}
+    for name, frame in (("summary", summary), ("per_class", per_class)):
+        joined[name] = frame.merge(sources[["source", "source_text"]], on="source", how="left", validate="many_to_one")
+    tolerances, statistics = load_tolerances(root / "tolerances.toml")
+    return Expected(root, joined["summary"], joined["per_class"], upstream, tolerances, statistics)
+
+
+def published(reproduction_id: str, root: Path | None = None) -> dict:
+    """For `repro list`: {"baseline": bool, "protocols": {protocol: {metric: value or None}}}.
+
+    `baseline` is True when the numbers are the harness's own regression baseline, not published results;
+    a value is None while that baseline has not been measured yet. Unknown ids raise ReproError.
+    """
+    expected = load_expected(root)
+    expected.check_reproduction(reproduction_id)
+    rows = expected.summary[expected.summary["reproduction"] == reproduction_id]
+    protocols: dict[str, dict] = {}
+    for row in rows.itertuples():
+        value = None if math.isnan(row.value) else float(row.value)
+        protocols.setdefault(row.protocol, {})[row.metric] = value
+    ordered = {p: {m: protocols[p].get(m) for m in SUMMARY_METRICS if m in protocols[p]} for p in protocols}
+    return {"baseline": expected.is_baseline(reproduction_id), "protocols": ordered}
+
+
+def infer_from_config(config: str, root: Path | None = None) -> tuple[str, str] | None:
+    """(reproduction, protocol) of a config path: ours (reproductions/<id>/config[_ms].py) or the authors'."""
+    path = Path(str(config))
+    if path.parent.name and path.stem in ("config", "config_ms"):
+        expected = load_expected(root)
+        if path.parent.name in expected.reproductions:
+            return path.parent.name, "ms" if path.stem.endswith("_ms") else "ss"
+    upstream = load_expected(root).upstream
+    match = upstream[upstream["config"] == path.stem.removesuffix(".py")]
+    if len(match):
+        return str(match["reproduction"].iloc[0]), str(match["protocol"].iloc[0])
+    return None
