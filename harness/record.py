@@ -76,3 +76,54 @@ def read_result(path: Path) -> dict:
         raise ReproError(f"{path} is not a {SCHEMA} record", fix="produce it with `repro eval`, `repro train` or `repro import`")
     record["_path"] = str(path)
     return record
+
+
+def capture_environment(packages: bool = True) -> dict:
+    """What ran: harness version and git sha, python, torch, CUDA/cuDNN, mmcv, mmseg, devices, installed packages.
+
+    Imports torch (only here, only when asked); versions of mmcv/mmseg come from package metadata, so nothing
+    heavy is imported for them.
+    """
+    import platform
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    from harness import __version__
+    from harness.paths import REPO_ROOT
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    env = {"harness_version": __version__, "git_sha": sha, "git_dirty": bool(dirty) if dirty is not None else None,
+           "python": sys.version.split()[0], "platform": platform.platform(),
+           "torch": None, "cuda": None, "cudnn": None,
+           "mmcv": version("mmcv-full") or version("mmcv"), "mmseg": version("mmsegmentation"),
+           "numpy": version("numpy"), "devices": []}
+    try:
+        import torch
+        env["torch"] = torch.__version__
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        if torch.cuda.is_available():
+            env["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        else:
+            env["devices"] = [f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"]
+    except ImportError:
+        pass
+    if packages:
+        env["packages"] = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                                 if d.metadata["Name"])
+    return env

@@ -1,0 +1,124 @@
+"""`repro eval` and `repro train`: flags only; each command calls one function of harness.runs."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from harness.cli import cli
+
+
+def launch_options(func):
+    """The launch flags eval and train share; they become a harness.launch.LaunchOptions."""
+    options = [
+        click.option("--launcher", type=click.Choice(["none", "torchrun", "slurm"]), default="none",
+                     help="none: one process; torchrun: --gpus processes per node; slurm: sbatch + srun"),
+        click.option("--gpus", type=int, default=1, help="processes per node (GPUs; on a CPU machine, CPU processes)"),
+        click.option("--nnodes", type=int, default=1, help="number of nodes"),
+        click.option("--node-rank", type=int, default=0, help="this node's rank (torchrun, several nodes)"),
+        click.option("--master-addr", default=None, help="address of node 0 (torchrun, several nodes)"),
+        click.option("--master-port", type=int, default=None,
+                     help="rendezvous port [default: torchrun --standalone on one node, else 29500]"),
+        click.option("--partition", default=None, help="Slurm partition"),
+        click.option("--account", default=None, help="Slurm account"),
+        click.option("--time", "time_limit", default=None, help="Slurm time limit, e.g. 24:00:00"),
+        click.option("--cpus-per-task", type=int, default=5, help="Slurm CPUs per task"),
+        click.option("--srun-arg", "srun_args", multiple=True, help="extra srun argument (repeatable)"),
+        click.option("--sbatch-arg", "sbatch_args", multiple=True, help="extra #SBATCH line (repeatable)"),
+        click.option("--slurm-wait", is_flag=True, help="block until the Slurm job ends (sbatch --wait)"),
+        click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                     help="dataset root [default: the prepared dataset under REPRO_HOME]"),
+        click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+                     help="run directory [default: runs/<id>/<protocol|train>/<timestamp>]"),
+        click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
+                     help="override a config value, e.g. data.workers_per_gpu=1 (repeatable)"),
+        click.option("--dry-run", is_flag=True, help="print the commands and the resolved config; run nothing"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+
+    @functools.wraps(func)
+    def wrapper(**kw):
+        from harness.launch import LaunchOptions
+        kw["launch"] = LaunchOptions(
+            launcher=kw.pop("launcher"), gpus=kw.pop("gpus"), nnodes=kw.pop("nnodes"), node_rank=kw.pop("node_rank"),
+            master_addr=kw.pop("master_addr"), master_port=kw.pop("master_port"), partition=kw.pop("partition"),
+            account=kw.pop("account"), time=kw.pop("time_limit"), cpus_per_task=kw.pop("cpus_per_task"),
+            srun_args=list(kw.pop("srun_args")), sbatch_args=list(kw.pop("sbatch_args")),
+            slurm_wait=kw.pop("slurm_wait"))
+        kw["cfg_options"] = list(kw["cfg_options"])
+        return func(**kw)
+    return wrapper
+
+
+def _summary(record: dict) -> None:
+    if record.get("dry_run"):
+        return
+    if record.get("status") == "submitted":
+        click.echo(f"submitted Slurm job {record['slurm_job']}; the record will be {record['_run_dir']}/result.json")
+        return
+    if record.get("status") == "worker-done":
+        click.echo(f"node finished; node rank 0 writes the record ({record['_run_dir']})")
+        return
+    m = record["metrics"]
+    click.echo(f"{record['kind']} {record['reproduction']} ({record['protocol']}) {record['status']}: "
+               f"aAcc {m['aAcc']:.2f}  mIoU {m['mIoU']:.2f}  mAcc {m['mAcc']:.2f}  ->  {record['_run_dir']}/result.json")
+
+
+@cli.command("eval")
+@click.argument("reproduction")
+@click.option("--protocol", type=click.Choice(["ss", "ms"]), default="ss",
+              help="ss: single scale; ms: six scales + flip (where the reproduction has it)")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="checkpoint to evaluate [default: the reproduction's released weights, verified]")
+@launch_options
+def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cfg_options, dry_run):
+    """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
+
+    \b
+    Examples:
+      repro eval eva02_L_sz512
+      repro eval eva02_L_sz512 --protocol ms --launcher torchrun --gpus 8
+      repro eval eva02_L_sz512 --launcher torchrun --gpus 8 --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --dry-run
+      repro eval eva02_demo --checkpoint runs/eva02_demo/train/<ts>/iter_300.pth --launcher slurm --partition gpu
+    """
+    from harness.runs import evaluate
+    _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
+                      work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo))
+
+
+@cli.command("train")
+@click.argument("reproduction")
+@click.option("--seed", type=int, default=None, help="random seed [default: the published one]")
+@click.option("--deterministic", is_flag=True, help="cudnn deterministic mode (the authors' --deterministic)")
+@click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
+              help="MIM weights to start from [default: the reproduction's, verified]")
+@click.option("--resume", is_flag=True,
+              help="continue the latest train run (or --work-dir) from its last complete checkpoint")
+@click.option("--max-iters", type=int, default=None, help="optimizer steps [default: the published schedule]")
+@click.option("--accumulate", type=int, default=1, help="gradient accumulation steps (reach the published batch)")
+@click.option("--allow-batch-mismatch", is_flag=True, help="train with a total batch unlike the published one")
+@click.option("--samples-per-gpu", type=int, default=None, help="images per process [default: the published one]")
+@click.option("--workers-per-gpu", type=int, default=None, help="data-loading workers per process [default: config]")
+@click.option("--checkpoint-interval", type=int, default=None, help="save every N steps [default: config, 1000]")
+@click.option("--eval-interval", type=int, default=None, help="evaluate every N steps [default: config, 1000]")
+@launch_options
+def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, accumulate, allow_batch_mismatch,
+              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, data_root, work_dir,
+              cfg_options, dry_run):
+    """Train with the reproduction's published recipe, then evaluate (ss); writes a run directory + result.json.
+
+    Before launching, world size × samples per GPU × --accumulate must equal the published total batch.
+
+    \b
+    Examples:
+      repro train eva02_B_sz512 --launcher torchrun --gpus 4
+      repro train eva02_L_sz512 --launcher torchrun --gpus 4 --accumulate 2
+      repro train eva02_demo --max-iters 300 && repro train eva02_demo --resume
+    """
+    from harness.runs import train
+    _summary(train(reproduction, seed=seed, pretrained=pretrained, resume=resume, max_iters=max_iters,
+                   accumulate=accumulate, allow_batch_mismatch=allow_batch_mismatch, samples_per_gpu=samples_per_gpu,
+                   workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval,
+                   eval_interval=eval_interval, deterministic=deterministic, data_root=data_root, work_dir=work_dir,
+                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo))

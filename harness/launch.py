@@ -1,0 +1,219 @@
+"""Building and running the commands that start the engine: one local process, torchrun, or Slurm.
+
+Every launcher starts the same thing in each process, `python -m harness.engine.entry --job <run_dir>/job.json`
+(the job file holds everything the engine needs; see harness/runs.py). This module only decides how many of
+those processes start, where, and with which rendezvous; it supervises them and detects failure.
+
+- `none`: one plain subprocess (world size 1, no process group).
+- `torchrun`: `python -m torch.distributed.run` as a subprocess, `--gpus` processes per node (NCCL on GPUs; on a
+  machine without CUDA the same command starts CPU processes that talk gloo). With one node and no
+  `--master-port` it uses `--standalone` (torchrun picks a free port); with several nodes, run the same command on
+  every node with its own `--node-rank`.
+- `slurm`: an sbatch script with one `srun` task per GPU, written to the run directory and submitted with
+  `sbatch`; its last step (`python -m harness.launch finalize`) writes the run record on the first node.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.errors import ReproError
+
+LAUNCHERS = ("none", "torchrun", "slurm")
+DEFAULT_MASTER_PORT = 29500
+ENTRY_MODULE = "harness.engine.entry"
+JOB_FILE = "job.json"
+CONSOLE_LOG = "console.log"
+SBATCH_FILE = "job.sbatch"
+
+
+@dataclass
+class LaunchOptions:
+    """How many processes start and where. `gpus` is per node; on a CPU machine it counts CPU processes."""
+    launcher: str = "none"
+    gpus: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str | None = None
+    master_port: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    time: str | None = None
+    cpus_per_task: int = 5
+    srun_args: list[str] = field(default_factory=list)
+    sbatch_args: list[str] = field(default_factory=list)
+    slurm_wait: bool = False
+
+    @property
+    def world_size(self) -> int:
+        return self.gpus * self.nnodes
+
+    def validate(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise ReproError(f"unknown launcher '{self.launcher}'", fix=f"use one of: {', '.join(LAUNCHERS)}")
+        if self.gpus < 1 or self.nnodes < 1:
+            raise ReproError("--gpus and --nnodes must be at least 1")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ReproError(f"--node-rank {self.node_rank} is outside 0..{self.nnodes - 1}",
+                             fix="give each node a rank below --nnodes")
+        if self.launcher == "none" and self.world_size > 1:
+            raise ReproError(f"--launcher none runs one process, but --gpus {self.gpus} --nnodes {self.nnodes} "
+                             f"asks for {self.world_size}", fix="add `--launcher torchrun` (or `--launcher slurm`)")
+        if self.launcher == "torchrun" and self.nnodes > 1 and not self.master_addr:
+            raise ReproError("--nnodes > 1 needs the address of node 0",
+                             fix="add `--master-addr <node 0 host>` (and the same `--master-port` on every node)")
+
+    def record(self) -> dict:
+        data = asdict(self)
+        data["world_size"] = self.world_size
+        return data
+
+
+def entry_args(job_path: Path) -> list[str]:
+    return ["-m", ENTRY_MODULE, "--job", str(job_path)]
+
+
+def torchrun_argv(opts: LaunchOptions, job_path: Path) -> list[str]:
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(opts.nnodes)]
+    if opts.nnodes == 1 and opts.master_port is None and not opts.master_addr:
+        argv += ["--standalone"]
+    else:
+        argv += ["--node-rank", str(opts.node_rank), "--master-addr", opts.master_addr or "127.0.0.1",
+                 "--master-port", str(opts.master_port or DEFAULT_MASTER_PORT)]
+    argv += ["--nproc-per-node", str(opts.gpus)]
+    return argv + entry_args(job_path)
+
+
+def local_argv(job_path: Path) -> list[str]:
+    return [sys.executable] + entry_args(job_path)
+
+
+def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> str:
+    """An sbatch script: one srun task per GPU, rank/world from SLURM_* in each task, then the run record."""
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --nodes={opts.nnodes}",
+             f"#SBATCH --ntasks-per-node={opts.gpus}", f"#SBATCH --gpus-per-node={opts.gpus}",
+             f"#SBATCH --cpus-per-task={opts.cpus_per_task}", f"#SBATCH --output={run_dir / 'slurm-%j.out'}"]
+    for name in ("partition", "account", "time"):
+        if getattr(opts, name):
+            lines.append(f"#SBATCH --{name}={getattr(opts, name)}")
+    lines += [f"#SBATCH {arg}" for arg in opts.sbatch_args]
+    port = opts.master_port or DEFAULT_MASTER_PORT
+    srun = ["srun", "--kill-on-bad-exit=1", *opts.srun_args, sys.executable, "-u", *entry_args(job_path)]
+    finalize = [sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(run_dir)]
+    lines += [
+        "",
+        f"cd {shlex.quote(os.getcwd())}",
+        'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+        f"export MASTER_PORT={port}",
+        shlex.join(srun),
+        "rc=$?",
+        shlex.join(finalize) + ' --rc "$rc"',
+        'exit "$rc"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass
+class Plan:
+    """What a launch will do: the argv to run here, and for Slurm the script it submits."""
+    argv: list[str]
+    script: str | None = None
+    script_path: Path | None = None
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> Plan:
+    opts.validate()
+    if opts.launcher == "none":
+        return Plan(local_argv(job_path))
+    if opts.launcher == "torchrun":
+        return Plan(torchrun_argv(opts, job_path))
+    script_path = run_dir / SBATCH_FILE
+    sbatch = ["sbatch", "--parsable"] + (["--wait"] if opts.slurm_wait else []) + [str(script_path)]
+    return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name), script_path=script_path)
+
+
+def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bool = True) -> int:
+    """Run argv, copying its output line by line to log_path (and to our stdout); return its exit code.
+
+    Ctrl-C or SIGTERM here is passed on to the whole process group, so no worker is left behind.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"$ {shlex.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def _forward(signum, _frame):
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        if previous is not None:
+            signal.signal(signal.SIGTERM, _forward)
+        try:
+            assert proc.stdout is not None
+            for line in iter(proc.stdout.readline, b""):
+                log.write(line)
+                log.flush()
+                if echo:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.flush()
+            return proc.wait()
+        except KeyboardInterrupt:
+            _forward(signal.SIGINT, None)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def submit_slurm(p: Plan, log_path: Path) -> str:
+    """Write the sbatch script and submit it; return sbatch's output (the job id)."""
+    assert p.script is not None and p.script_path is not None
+    p.script_path.write_text(p.script)
+    try:
+        out = subprocess.run(p.argv, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise ReproError("sbatch is not on PATH", fix="run on a Slurm login node, or use `--launcher torchrun`") from exc
+    except subprocess.CalledProcessError as exc:
+        msg = (exc.stderr or exc.stdout or "").strip().splitlines()
+        raise ReproError(f"sbatch refused the job: {msg[-1] if msg else exc.returncode}",
+                         fix=f"check the Slurm options in {p.script_path}") from exc
+    with open(log_path, "a") as log:
+        log.write(f"$ {p.command}\n{out.stdout}{out.stderr}")
+    return out.stdout.strip()
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.launch")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    fin = sub.add_parser("finalize", help="write result.json for a run whose processes have exited")
+    fin.add_argument("--run-dir", required=True, type=Path)
+    fin.add_argument("--rc", required=True, type=int)
+    args = parser.parse_args(argv)
+    from harness.runs import finalize
+    record = finalize(args.run_dir, args.rc, started=None)
+    print(f"{record['status']}: {args.run_dir / 'result.json'}")
+    return 0 if record["status"] == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,170 @@
+"""Checks before any long job: the checkpoint, the dataset and the batch size, each failing as one line with its fix.
+
+Every check returns what the run record needs (paths, hashes, counts) or raises ReproError. `--dry-run` collects
+the failures as notes instead (`Notes`), so a dry run works on a machine that has nothing downloaded yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import paths
+from harness.errors import ReproError
+from harness.registry import Reproduction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Notes:
+    """Failures collected during a dry run (strict=False) instead of raised."""
+    strict: bool = True
+    items: list[str] = field(default_factory=list)
+
+    def fail(self, exc: ReproError) -> None:
+        if self.strict:
+            raise exc
+        self.items.append(exc.one_line().removeprefix("error: "))
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_checkpoint_file(path: Path, what: str = "checkpoint") -> None:
+    """A torch checkpoint is a zip with a data.pkl record; a truncated or foreign file fails here, in a second."""
+    fix = "download it again (`repro download <id>`) or pass another --checkpoint"
+    if not path.is_file():
+        raise ReproError(f"{what} {path} does not exist", fix=fix)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ReproError(f"{what} {path} is corrupt or not a torch checkpoint ({exc})", fix=fix) from None
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        raise ReproError(f"{what} {path} is a zip file but not a torch checkpoint (no data.pkl)", fix=fix)
+
+
+def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes) -> dict | None:
+    """{"path", "sha256", "source"} of the checkpoint to evaluate: --checkpoint, else the verified download."""
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser().resolve()
+        source = "local file (--checkpoint)"
+    elif rep.weights is None:
+        notes.fail(ReproError(f"reproduction '{rep.id}' has no released weights to evaluate",
+                              fix=f"pass --checkpoint <file>, e.g. the best_checkpoint of `repro train {rep.id}`"))
+        return None
+    else:
+        try:
+            path = Path(_resolve_weights(rep, "weights")).resolve()
+        except ReproError as exc:
+            notes.fail(exc)
+            return None
+        source = rep.weights.url
+    try:
+        check_checkpoint_file(path)
+    except ReproError as exc:
+        notes.fail(exc)
+        return {"path": str(path), "sha256": None, "source": source}
+    return {"path": str(path), "sha256": file_sha256(path), "source": source}
+
+
+def resolve_pretrained(rep: Reproduction, pretrained: Path | None, notes: Notes) -> dict | None:
+    """The MIM weights a retrain starts from: --pretrained, else the verified download; None if the recipe has none."""
+    if pretrained is not None:
+        path = Path(pretrained).expanduser().resolve()
+        if not path.is_file():
+            notes.fail(ReproError(f"pretrained weights {path} do not exist", fix="pass an existing --pretrained file"))
+            return {"path": str(path), "sha256": None, "source": "local file (--pretrained)"}
+        return {"path": str(path), "sha256": file_sha256(path), "source": "local file (--pretrained)"}
+    if rep.pretrained is None:
+        return None
+    try:
+        path = Path(_resolve_weights(rep, "pretrained")).resolve()
+    except ReproError as exc:
+        notes.fail(exc)
+        return None
+    return {"path": str(path), "sha256": rep.pretrained.sha256 or file_sha256(path), "source": rep.pretrained.url}
+
+
+def _resolve_weights(rep: Reproduction, which: str) -> Path:
+    try:
+        from harness.fetch.weights import resolve
+    except ModuleNotFoundError as exc:
+        if exc.name != "harness.fetch.weights":
+            raise
+        raise ReproError(f"this harness cannot fetch weights yet (no harness.fetch.weights) for '{rep.id}'",
+                         fix="pass the file with --checkpoint / --pretrained") from None
+    return resolve(rep, which)
+
+
+def default_data_root(rep: Reproduction) -> Path:
+    if rep.dataset == "ade20k-synthetic":
+        try:
+            from harness.fetch.synthetic import default_root
+            return default_root()
+        except ImportError:
+            pass
+    return paths.data_root(rep.dataset)
+
+
+def resolve_dataset(rep: Reproduction, data_root: Path | None, split: str, notes: Notes) -> dict:
+    """{"name", "split", "root", "num_images", "manifest_sha256"} of a verified dataset."""
+    root = Path(data_root).expanduser().resolve() if data_root else default_data_root(rep)
+    record = {"name": rep.dataset, "split": split, "root": str(root), "num_images": None, "manifest_sha256": None}
+    prepare = ("repro prepare ade20k --synthetic 64" if rep.dataset == "ade20k-synthetic" else "repro prepare ade20k")
+    fix = f"run `{prepare}`" + (f" --data-root {root}" if data_root else "") + " (or pass --data-root DIR)"
+    if not (root / "images" / split).is_dir():
+        notes.fail(ReproError(f"dataset {rep.dataset} not found at {root} (no images/{split})", fix=fix))
+        return record
+    try:
+        facts = _dataset_facts(root, split, fix)
+    except ReproError as exc:
+        notes.fail(exc)
+        return record
+    record.update(facts)
+    return record
+
+
+def _dataset_facts(root: Path, split: str, fix: str) -> dict:
+    try:
+        from harness.fetch import ade20k
+    except ImportError:
+        ade20k = None
+    if ade20k is not None and hasattr(ade20k, "dataset_facts"):
+        if hasattr(ade20k, "verify"):
+            ade20k.verify(root)
+        facts = ade20k.dataset_facts(root, split)
+        facts = facts if isinstance(facts, dict) else vars(facts)
+        return {k: facts[k] for k in ("num_images", "manifest_sha256") if k in facts}
+    from harness.fetch import layout
+    manifest = layout.check_manifest(root, deep=False, fix=fix, progress=False)
+    return {"num_images": manifest.get("counts", {}).get(split), "manifest_sha256": manifest["files_sha256"]}
+
+
+def check_batch(rep: Reproduction, world_size: int, samples_per_gpu: int, accumulate: int,
+                allow_mismatch: bool) -> dict:
+    """world size × samples per GPU × accumulation against the published total batch."""
+    published = rep.training.total_batch
+    total = world_size * samples_per_gpu * accumulate
+    record = {"published_total_batch": published, "total_batch": total, "allow_batch_mismatch": allow_mismatch}
+    if total == published:
+        return record
+    what = (f"total batch {total} (world size {world_size} × samples per GPU {samples_per_gpu} × accumulate "
+            f"{accumulate}) differs from the published {published}")
+    if not allow_mismatch:
+        per_step = world_size * samples_per_gpu
+        hint = (f"add `--accumulate {published // per_step}`" if published % per_step == 0 and published > per_step
+                else f"use {published // samples_per_gpu} processes" if published % samples_per_gpu == 0 else "")
+        fix = (hint + " or " if hint else "") + "pass --allow-batch-mismatch to train anyway (recorded in the result)"
+        raise ReproError(what, fix=fix)
+    log.warning("%s; training anyway (--allow-batch-mismatch)", what)
+    record["warning"] = what
+    return record

@@ -1,0 +1,322 @@
+"""`repro eval` and `repro train` as two Python functions: preflight, run directory, launch, run record.
+
+    from harness.launch import LaunchOptions
+    from harness.runs import evaluate, train
+    rec = train("eva02_demo", max_iters=40, data_root=root)                    # result.json as a dict
+    rec = evaluate("eva02_demo", checkpoint=rec["_run_dir"] + "/" + rec["artifacts"]["best_checkpoint"],
+                   data_root=root, launch=LaunchOptions("torchrun", gpus=2))
+
+Both return the record they wrote (plus "_run_dir"), and raise RunFailed (a ReproError carrying the failed record)
+when the processes fail. The flow, once:
+
+1. preflight (harness/preflight.py): reproduction, config, checkpoint or pretrained weights, dataset, batch size;
+   each failure is one line with its fix, raised before any run directory exists;
+2. the run directory and its job.json: everything the engine needs, as plain data;
+3. the launch (harness/launch.py): one process, torchrun or Slurm, each running harness.engine.entry;
+4. `finalize`: rank 0 of the engine leaves engine.json (metrics, artifacts, timing); this module turns the exit
+   code, job.json and engine.json into result.json, written once and atomically. A non-zero exit, or an expected
+   output that is missing, makes a failed record with the reason.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness import launch as launch_mod
+from harness import paths, preflight, registry
+from harness.errors import ReproError
+from harness.record import RESULT_FILE, read_result, write_json_atomic, write_result
+
+ENGINE_FILE = "engine.json"
+FAILURE_FILE = "failure.txt"
+
+
+class RunFailed(ReproError):
+    """The engine ran and failed; `record` is the failed result.json that was written."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, fix: str | None, record: dict):
+        super().__init__(message, fix)
+        self.record = record
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse_cfg_options(options: dict | list | tuple | None) -> dict:
+    """k=v strings (as on the command line) or a dict; values are parsed like mmcv's DictAction."""
+    if not options:
+        return {}
+    if isinstance(options, dict):
+        return dict(options)
+    out = {}
+    for item in options:
+        if "=" not in item:
+            raise ReproError(f"--cfg-options expects key=value, got '{item}'", fix="write e.g. model.test_cfg.mode=whole")
+        key, value = item.split("=", 1)
+        out[key] = _parse_value(value)
+    return out
+
+
+def _parse_value(text: str):
+    import ast
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if text.lower() in ("none", "null"):
+            return None
+        return text
+
+
+def _job_name(rep_id: str, kind: str) -> str:
+    return f"repro-{rep_id}-{kind}"
+
+
+def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_run: bool, job_fields: dict,
+             notes: preflight.Notes, resume_dir: Path | None = None) -> tuple[dict, Path, launch_mod.Plan, str]:
+    """Resolve the config, create the run directory, write job.json; return (job, run_dir, plan, config text)."""
+    from harness.engine.entry import build_config    # imports mmcv (and torch); only eval/train get here
+
+    job = dict(job_fields, kind=kind, protocol=protocol)
+    job["launch"] = launch.record()
+    if dry_run:
+        run_dir = Path(work_dir).expanduser().resolve() if work_dir else \
+            paths.runs_root() / reproduction / (protocol if kind == "eval" else "train") / "<timestamp>"
+    elif resume_dir is not None:
+        run_dir = resume_dir
+    elif work_dir:
+        run_dir = Path(work_dir).expanduser().resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / RESULT_FILE).exists() and not resume_dir:
+            (run_dir / RESULT_FILE).unlink()     # a re-run in the same folder replaces the old record
+    else:
+        run_dir = None
+    job["run_dir"] = str(run_dir) if run_dir else None
+    cfg = build_config(job)                # fails here (one line) when the config does not load
+    text = cfg.pretty_text
+    if run_dir is None:
+        run_dir = paths.new_run_dir(reproduction, protocol if kind == "eval" else "train")
+        job["run_dir"] = str(run_dir)
+    job_path = run_dir / launch_mod.JOB_FILE
+    p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind))
+    job["launch"]["command"] = p.command
+    job["started"] = _now()
+    if not dry_run:
+        write_json_atomic(job_path, job)
+    return job, run_dir, p, text
+
+
+def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: preflight.Notes, echo) -> dict:
+    echo(f"# dry run: {job['kind']} {job['reproduction']} ({job['protocol']}), nothing is started")
+    echo(f"# run directory: {job['run_dir']}")
+    if p.script is not None:
+        echo(f"# sbatch script ({p.script_path}):")
+        echo(p.script.rstrip())
+        echo("# submitted with:")
+    echo(p.command)
+    echo("# resolved config:")
+    echo(config_text.rstrip())
+    for note in notes.items:
+        echo(f"# note: {note}")
+    return {"dry_run": True, "command": p.command, "script": p.script, "notes": list(notes.items), "job": job}
+
+
+def _execute(job: dict, run_dir: Path, p: launch_mod.Plan, launch, echo: bool) -> dict:
+    log_path = run_dir / launch_mod.CONSOLE_LOG
+    if launch.launcher == "slurm":
+        job_id = launch_mod.submit_slurm(p, log_path)
+        if not launch.slurm_wait:
+            return {"status": "submitted", "slurm_job": job_id, "_run_dir": str(run_dir)}
+        return read_result(run_dir) | {"slurm_job": job_id, "_run_dir": str(run_dir)}
+    try:
+        rc = launch_mod.supervise(p.argv, log_path, echo=echo)
+    except KeyboardInterrupt:
+        finalize(run_dir, 130, reason="interrupted (Ctrl-C)")
+        raise
+    return finalize(run_dir, rc)
+
+
+def _result_or_raise(record: dict) -> dict:
+    if record.get("status") == "failed":
+        run_dir = record["_run_dir"]
+        raise RunFailed(f"{record['kind']} of {record['reproduction']} failed: {record.get('failure')}",
+                        fix=f"see {Path(run_dir) / launch_mod.CONSOLE_LOG} (record: {Path(run_dir) / RESULT_FILE})",
+                        record=record)
+    return record
+
+
+def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | None = None,
+             data_root: Path | str | None = None, work_dir: Path | str | None = None,
+             launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
+             cfg_options: dict | list | None = None, echo=None) -> dict:
+    """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring)."""
+    launch = launch or launch_mod.LaunchOptions()
+    say = echo or print
+    rep = registry.get(reproduction)
+    launch.validate()
+    rep.config_path(protocol)
+    notes = preflight.Notes(strict=not dry_run)
+    ckpt = preflight.resolve_checkpoint(rep, Path(checkpoint) if checkpoint else None, notes)
+    dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
+    fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), "checkpoint": ckpt,
+              "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
+              "samples_per_gpu": 1, "seed": None}
+    job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes)
+    if dry_run:
+        return _print_dry_run(job, p, text, notes, say)
+    return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
+
+
+def latest_train_dir(reproduction: str) -> Path | None:
+    """The newest run directory under runs/<id>/train that holds a checkpoint (for --resume)."""
+    parent = paths.runs_root() / reproduction / "train"
+    candidates = sorted((d for d in parent.glob("*") if d.is_dir() and any(d.glob("iter_*.pth"))),
+                        key=lambda d: d.stat().st_mtime)
+    return candidates[-1] if candidates else None
+
+
+def train(reproduction: str, seed: int | None = None, pretrained: Path | str | None = None, resume: bool = False,
+          max_iters: int | None = None, accumulate: int = 1, allow_batch_mismatch: bool = False,
+          samples_per_gpu: int | None = None, workers_per_gpu: int | None = None,
+          checkpoint_interval: int | None = None, eval_interval: int | None = None, deterministic: bool = False,
+          data_root: Path | str | None = None, work_dir: Path | str | None = None,
+          launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
+          cfg_options: dict | list | None = None, echo=None) -> dict:
+    """Train with the reproduction's recipe, then evaluate (ss); return the result record."""
+    launch = launch or launch_mod.LaunchOptions()
+    say = echo or print
+    rep = registry.get(reproduction)
+    launch.validate()
+    if accumulate < 1:
+        raise ReproError("--accumulate must be at least 1")
+    notes = preflight.Notes(strict=not dry_run)
+    spg = samples_per_gpu or rep.training.samples_per_gpu
+    batch = preflight.check_batch(rep, launch.world_size, spg, accumulate, allow_batch_mismatch)
+    resume_dir = None
+    if resume and not dry_run:
+        resume_dir = Path(work_dir).expanduser().resolve() if work_dir else latest_train_dir(rep.id)
+        if resume_dir is None or not any(resume_dir.glob("iter_*.pth")):
+            raise ReproError(f"nothing to resume: no checkpoint in {resume_dir or paths.runs_root() / rep.id / 'train'}",
+                             fix="run without --resume, or pass the run directory with --work-dir")
+    pt = preflight.resolve_pretrained(rep, Path(pretrained) if pretrained else None, notes)
+    dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
+    fields = {"reproduction": rep.id, "config": str(rep.train_config_path), "checkpoint": None, "pretrained": pt,
+              "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
+              "samples_per_gpu": spg, "workers_per_gpu": workers_per_gpu,
+              "seed": rep.training.seed if seed is None else seed, "deterministic": deterministic,
+              "max_iters": max_iters or rep.training.max_iters, "accumulate": accumulate, "batch": batch,
+              "resume": bool(resume), "checkpoint_interval": checkpoint_interval, "eval_interval": eval_interval}
+    if resume_dir is not None:
+        previous = json.loads((resume_dir / launch_mod.JOB_FILE).read_text())
+        fields["first_started"] = previous.get("first_started", previous.get("started"))
+    job, run_dir, p, text = _prepare("train", rep.id, "ss", work_dir, launch, dry_run, fields, notes, resume_dir)
+    if dry_run:
+        return _print_dry_run(job, p, text, notes, say)
+    return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
+
+
+# ------------------------------------------------------------------------------------------------ the record
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _failure_reason(run_dir: Path, rc: int) -> str:
+    texts = sorted(run_dir.glob("failure*.txt"))
+    if texts:
+        return texts[0].read_text().strip().splitlines()[0]
+    tail = ""
+    console = run_dir / launch_mod.CONSOLE_LOG
+    if console.exists():
+        lines = [ln.strip() for ln in console.read_text(errors="replace").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+        tail = (errors or lines or [""])[-1][:300]
+    signal_note = f" (killed by signal {-rc})" if rc < 0 else ""
+    return f"processes exited with code {rc}{signal_note}" + (f": {tail}" if tail else "")
+
+
+def _missing_outputs(run_dir: Path, engine: dict) -> list[str]:
+    missing = []
+    arts = engine.get("artifacts", {})
+    for key in ("eval_json", "config", "log"):
+        if not arts.get(key) or not (run_dir / arts[key]).exists():
+            missing.append(key)
+    if engine.get("kind") == "train":
+        if not arts.get("checkpoints") or not all((run_dir / c).exists() for c in arts["checkpoints"]):
+            missing.append("checkpoints")
+    if not engine.get("metrics") or engine["metrics"].get("mIoU") is None:
+        missing.append("metrics")
+    return missing
+
+
+def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | None = None) -> dict:
+    """Turn the exit code, job.json and engine.json into result.json (atomically); return the record."""
+    run_dir = Path(run_dir).resolve()
+    job = _read_json(run_dir / launch_mod.JOB_FILE) or {}
+    if job.get("launch", {}).get("node_rank", 0) > 0 and rc == 0:
+        return {"status": "worker-done", "_run_dir": str(run_dir), "kind": job.get("kind"),
+                "reproduction": job.get("reproduction")}
+    engine = _read_json(run_dir / ENGINE_FILE) or {}
+    finished = _now()
+    start = job.get("first_started") or job.get("started") or started
+    wall = None
+    if start:
+        wall = (datetime.fromisoformat(finished) - datetime.fromisoformat(start)).total_seconds()
+    status, failure = "succeeded", None
+    if rc != 0:
+        status, failure = "failed", reason or _failure_reason(run_dir, rc)
+    else:
+        missing = _missing_outputs(run_dir, engine)
+        if missing:
+            status, failure = "failed", f"processes exited 0 but expected outputs are missing: {', '.join(missing)}"
+    environment = engine.get("environment")
+    if environment is None:
+        from harness.record import capture_environment
+        environment = capture_environment(packages=False)
+    launch = dict(job.get("launch", {}))
+    launch.update(samples_per_gpu=job.get("samples_per_gpu"), accumulate=job.get("accumulate", 1))
+    launch["total_batch"] = (launch.get("world_size") or 1) * (launch["samples_per_gpu"] or 1) * launch["accumulate"]
+    checkpoint = job.get("checkpoint")
+    if job.get("kind") == "train":
+        best = engine.get("artifacts", {}).get("best_checkpoint") or engine.get("artifacts", {}).get("final_checkpoint")
+        checkpoint = engine.get("checkpoint") or ({"path": str(run_dir / best), "sha256": None,
+                                                   "source": f"train run {run_dir}"} if best else None)
+    record = {
+        "reproduction": job.get("reproduction"),
+        "protocol": job.get("protocol", "ss"),
+        "kind": job.get("kind", "eval"),
+        "status": status,
+        "failure": failure,
+        "metrics": engine.get("metrics") if status == "succeeded" else engine.get("metrics") or {},
+        "per_class": engine.get("per_class", {}),
+        "checkpoint": checkpoint,
+        "dataset": job.get("dataset"),
+        "launch": launch,
+        "environment": environment,
+        "seed": engine.get("seed", job.get("seed")),
+        "timing": {"started": start, "finished": finished, "wall_s": wall,
+                   "images_per_s": engine.get("timing", {}).get("images_per_s"),
+                   **{k: v for k, v in engine.get("timing", {}).items() if k != "images_per_s"}},
+        "artifacts": {**engine.get("artifacts", {}), "console": launch_mod.CONSOLE_LOG, "job": launch_mod.JOB_FILE},
+        "config": job.get("config"),
+    }
+    for key in ("batch", "pretrained", "training", "notes"):
+        if job.get(key) is not None or engine.get(key) is not None:
+            record[key] = engine.get(key, job.get(key))
+    if job.get("kind") == "train":
+        record["training"] = {**engine.get("training", {}), "resumed": bool(job.get("resume")),
+                              "max_iters": job.get("max_iters"), "accumulate": job.get("accumulate", 1)}
+    write_result(run_dir, record)
+    record["_run_dir"] = str(run_dir)
+    return record
+
+
+__all__ = ["evaluate", "train", "finalize", "RunFailed", "latest_train_dir"]
