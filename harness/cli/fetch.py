@@ -53,3 +53,34 @@ def prepare_cmd(dataset, data_root, zip_path, url, md5, sha1, counts, verify, sy
     from harness.fetch.ade20k import prepare_cli
     click.echo(prepare_cli(data_root=data_root, zip_path=zip_path, url=url, md5=md5, sha1=sha1, counts=counts,
                            verify_only=verify, force=force))
+
+
+DOWNLOAD_EPILOG = """\b
+Examples:
+  repro download eva02_L_sz512                     # released seg weights, checked and locked
+  repro download --all --pretrained --endpoint https://hf-mirror.com
+  repro download eva02_B_sz512 --from-file ~/eva02_B_ade_seg_upernet_sz512.pth
+
+\b
+Files go to the huggingface_hub cache under <REPRO_HOME>/weights/hf, pinned to the revision in each
+reproduction.toml; <REPRO_HOME>/weights/lock.json holds the sha256 of every verified file, and files that fail
+verification are moved to <REPRO_HOME>/weights/quarantine/. HF_HUB_OFFLINE=1 uses only what is on disk.
+"""
+
+
+@cli.command("download", epilog=DOWNLOAD_EPILOG)
+@click.argument("ids", nargs=-1)
+@click.option("--pretrained", is_flag=True,
+              help="also the pretrained (MIM) weights a retrain starts from; with --from-file: the file is those")
+@click.option("--all", "all_", is_flag=True, help="every reproduction that lists weights")
+@click.option("--endpoint", default=None, metavar="URL",
+              help="Hugging Face endpoint or mirror  [default: $HF_ENDPOINT or https://huggingface.co]")
+@click.option("--from-file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="PATH",
+              help="verify a file already on disk and register it (kept where it is) instead of downloading")
+def download_cmd(ids, pretrained, all_, endpoint, from_file) -> None:
+    """Download released (and with --pretrained, pretrained) weights and verify size and sha256: against the
+    published hash where there is one, else against the hash locked at the first verified download."""
+    from harness.fetch.weights import download_cli
+
+    for line in download_cli(ids, pretrained, all_, endpoint, from_file):
+        click.echo(line)

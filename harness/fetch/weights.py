@@ -1,0 +1,392 @@
+"""Released and pretrained weights: huggingface_hub downloads them, we prove they are the right bytes.
+
+huggingface_hub does the transfer (its cache under <REPRO_HOME>/weights/hf, etag handling, in-call resume with
+HTTP Range, progress bar); the revision is pinned to the commit in reproduction.toml and the endpoint can be a
+mirror (`--endpoint`, else HF_ENDPOINT). Then our check, in this order of trust:
+
+1. the sha256 published in reproduction.toml, where there is one;
+2. else the sha256 recorded in <REPRO_HOME>/weights/lock.json by the first verified download of this
+   repo@revision:filename;
+3. else, for that first download, the sha256 the server itself declared (a Git LFS file's etag is its
+   sha256) and the size it declared; the result is written to the lock file.
+
+A file that fails its check is moved to <REPRO_HOME>/weights/quarantine/ and the reason printed; the cache entry is
+removed so the next `repro download` fetches it again. `resolve()` is what loading code calls: it returns a path
+only after the full hash check passes. `repro download ID --from-file PATH` checks a file already on disk the same
+way and registers it in the lock file, where `resolve()` finds it (the file stays where it is).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.errors import ReproError
+from harness.fetch.hashing import sha256 as file_sha256
+from harness.paths import weights_dir
+from harness.registry import Reproduction, WeightsFile
+
+WHICH = ("weights", "pretrained")
+LOCK = "lock.json"
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+APPROX_TOLERANCE = 0.02        # a file whose size is more than 2 % off the published approximate size is wrong
+
+
+def hf_cache() -> Path:
+    return weights_dir() / "hf"
+
+
+def quarantine_dir() -> Path:
+    return weights_dir() / "quarantine"
+
+
+def key(wf: WeightsFile) -> str:
+    return f"{wf.repo}@{wf.revision}:{wf.filename}"
+
+
+def weights_file(rep: Reproduction, which: str = "weights") -> WeightsFile:
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, not {which!r}")
+    wf = getattr(rep, which)
+    if wf is None:
+        kind = "released" if which == "weights" else "pretrained"
+        raise ReproError(f"reproduction '{rep.id}' has no {kind} weights",
+                         fix="its reproduction.toml lists none; train it with `repro train` instead"
+                         if which == "weights" else "its reproduction.toml lists none")
+    return wf
+
+
+def download_command(rep: Reproduction, which: str) -> str:
+    return f"repro download {rep.id}" + (" --pretrained" if which == "pretrained" else "")
+
+
+# ---------------------------------------------------------------------------------------------- lock file
+
+@contextmanager
+def _locked_lockfile():
+    from filelock import FileLock
+
+    weights_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(weights_dir() / f"{LOCK}.lock")):
+        yield
+
+
+def read_lock() -> dict:
+    path = weights_dir() / LOCK
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ReproError(f"{path} is unreadable ({exc})",
+                         fix="restore it from a backup; deleting it forgets the hashes of unpublished files") from None
+
+
+def _write_lock(data: dict) -> None:
+    path = weights_dir() / LOCK
+    tmp = path.with_name(f"{LOCK}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _fingerprint(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _record(wf: WeightsFile, path: Path, digest: str, source: str, local: bool) -> None:
+    with _locked_lockfile():
+        data = read_lock()
+        entry = data.get(key(wf), {})
+        entry.update({"sha256": digest, "size": path.stat().st_size})
+        entry.setdefault("first_verified", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        entry.setdefault("source", source)
+        checked = entry.setdefault("checked", {})
+        checked[str(path)] = _fingerprint(path)
+        if local:
+            entry["path"] = str(path)
+        data[key(wf)] = entry
+        _write_lock(data)
+
+
+# ---------------------------------------------------------------------------------------------- checking
+
+def _approx_bytes(text: str) -> int | None:
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)B\s*", text or "")
+    if not m:
+        return None
+    return int(float(m.group(1)) * 1000 ** " KMGT".index(m.group(2) or " "))
+
+
+def expected(wf: WeightsFile) -> tuple[str | None, str]:
+    """The sha256 the file must have and where that comes from (None: not known yet)."""
+    if wf.sha256:
+        return wf.sha256.lower(), "published in reproduction.toml"
+    entry = read_lock().get(key(wf))
+    if entry:
+        return entry["sha256"], f"recorded in {weights_dir() / LOCK} on {entry.get('first_verified', '?')}"
+    return None, ""
+
+
+def _mismatch(wf: WeightsFile, path: Path, declared_sha: str | None = None, declared_size: int | None = None,
+              progress: bool = True) -> tuple[str | None, str]:
+    """(reason it is wrong or None, its sha256)."""
+    size = path.stat().st_size
+    if wf.size is not None and size != wf.size:
+        return f"size {size} bytes, published {wf.size}", ""
+    if declared_size is not None and size != declared_size:
+        return f"size {size} bytes, the server declared {declared_size}", ""
+    approx = _approx_bytes(wf.approx_size)
+    if approx and abs(size - approx) > APPROX_TOLERANCE * approx:
+        return f"size {size} bytes, published about {wf.approx_size}", ""
+    digest = file_sha256(path, progress=progress)
+    want, source = expected(wf)
+    if want is None and declared_sha:
+        want, source = declared_sha, "declared by the server (Git LFS etag)"
+    if want is not None and digest != want:
+        return f"sha256 {digest}, expected {want} ({source})", digest
+    return None, digest
+
+
+def quarantine(path: Path, reason: str, cache_pointer: Path | None = None) -> Path:
+    """Move a bad file aside (never delete it) and drop the cache entry pointing at it; return where it went."""
+    quarantine_dir().mkdir(parents=True, exist_ok=True)
+    real = path.resolve()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = quarantine_dir() / f"{Path(real).name[:80]}.{stamp}.{os.getpid()}"
+    if path.name != real.name:
+        dest = quarantine_dir() / f"{path.name}.{stamp}.{os.getpid()}"
+    shutil.move(str(real), dest)
+    (dest.with_name(dest.name + ".reason")).write_text(f"{path}\n{reason}\n")
+    for link in (cache_pointer, path):
+        if link is not None and link.is_symlink():
+            link.unlink()
+    return dest
+
+
+def _reject(rep: Reproduction, which: str, wf: WeightsFile, path: Path, reason: str,
+            pointer: Path | None) -> ReproError:
+    moved = quarantine(path, reason, pointer)
+    return ReproError(f"{wf.filename} for {rep.id} failed verification: {reason}; moved to {moved}",
+                      fix=f"run `{download_command(rep, which)}` to fetch it again (from another --endpoint if it "
+                          f"persists)")
+
+
+# ---------------------------------------------------------------------------------------------- locating
+
+def cached_path(wf: WeightsFile) -> Path | None:
+    """The file in the huggingface_hub cache or registered with --from-file, without any network access."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(wf.repo, wf.filename, cache_dir=str(hf_cache()), revision=wf.revision)
+    if isinstance(found, str) and os.path.exists(found):
+        return Path(found)
+    entry = read_lock().get(key(wf), {})
+    if entry.get("path") and os.path.isfile(entry["path"]):
+        return Path(entry["path"])
+    return None
+
+
+def _quarantined(wf: WeightsFile) -> bool:
+    folder = quarantine_dir()
+    if not folder.is_dir():
+        return False
+    for reason in folder.glob("*.reason"):
+        first = reason.read_text().split("\n", 1)[0]
+        if first.endswith(wf.filename) or Path(first).name == Path(wf.filename).name:
+            return True
+    return False
+
+
+def status(rep: Reproduction, which: str = "weights") -> str:
+    """One word for `repro list`, without hashing or network:
+    'none' (the reproduction lists no such weights), 'missing', 'quarantined' (missing, a bad copy was moved
+    aside), 'unverified' (on disk but not checked by `repro download`, or changed since), 'verified'."""
+    wf = getattr(rep, which, None)
+    if wf is None:
+        return "none"
+    path = cached_path(wf)
+    if path is None:
+        return "quarantined" if _quarantined(wf) else "missing"
+    entry = read_lock().get(key(wf), {})
+    if wf.sha256 and entry and entry.get("sha256") != wf.sha256.lower():
+        return "unverified"
+    if entry.get("checked", {}).get(str(path)) == _fingerprint(path):
+        return "verified"
+    return "unverified"
+
+
+def resolve(rep: Reproduction, which: str = "weights", progress: bool = True) -> Path:
+    """The verified local file of rep's released ('weights') or pretrained ('pretrained') weights.
+
+    No network. Hashes the file and compares it with the published or locked sha256 every time; a mismatch
+    quarantines it. Raises ReproError with the `repro download ...` fix when the file is missing or unverified.
+    """
+    wf = weights_file(rep, which)
+    path = cached_path(wf)
+    if path is None:
+        raise ReproError(f"{which} of {rep.id} ({wf.filename}, {wf.approx_size or 'size unknown'}) are not in "
+                         f"{hf_cache()}" + (" (a bad copy was quarantined)" if _quarantined(wf) else ""),
+                         fix=f"run `{download_command(rep, which)}`, or `{download_command(rep, which)} "
+                             f"--from-file PATH` for a copy already on disk")
+    want, _ = expected(wf)
+    if want is None:
+        raise ReproError(f"{path} has never been verified (no published sha256 and no entry in "
+                         f"{weights_dir() / LOCK})", fix=f"run `{download_command(rep, which)}` to verify it")
+    pointer = path if path.is_symlink() else None
+    reason, digest = _mismatch(wf, path, progress=progress)
+    if reason:
+        raise _reject(rep, which, wf, path, reason, pointer)
+    _record(wf, path, digest, "resolve", local=not _in_cache(path))
+    return path
+
+
+def _in_cache(path: Path) -> bool:
+    try:
+        path.absolute().relative_to(hf_cache())
+        return True
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- downloading
+
+def _server_metadata(wf: WeightsFile, endpoint: str | None) -> tuple[str | None, int | None]:
+    """The sha256 (LFS etag) and size the endpoint declares, where it can be asked; (None, None) otherwise."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        meta = get_hf_file_metadata(hf_hub_url(wf.repo, wf.filename, revision=wf.revision, endpoint=endpoint),
+                                    endpoint=endpoint)
+    except Exception:       # noqa: BLE001 - metadata is a bonus check; the download itself reports errors
+        return None, None
+    etag = (meta.etag or "").lower()
+    return (etag if SHA256.match(etag) else None), meta.size
+
+
+def _hf_error(rep: Reproduction, which: str, wf: WeightsFile, exc: Exception, endpoint: str | None) -> ReproError:
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = endpoint or constants.ENDPOINT
+    if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError):
+        exc = exc.__cause__         # the server answered, with an error: report that, not "offline"
+    local_fix = f"`{download_command(rep, which)} --from-file PATH` for a copy already on disk"
+    if isinstance(exc, LocalEntryNotFoundError) or "offline" in type(exc).__name__.lower():
+        offline = constants.is_offline_mode()
+        why = "HF_HUB_OFFLINE=1 is set" if offline else f"{where} cannot be reached"
+        return ReproError(f"{wf.filename} ({wf.approx_size}) for {rep.id} is not in the cache and {why}",
+                          fix=f"run `{download_command(rep, which)}` with network access"
+                              f"{' and HF_HUB_OFFLINE unset' if offline else ''} (it fetches {wf.url}), or {local_fix}")
+    if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError)):
+        return ReproError(f"{where} has no {wf.repo} at revision {wf.revision} ({type(exc).__name__})",
+                          fix=f"check --endpoint/HF_ENDPOINT, or {local_fix}")
+    code = getattr(getattr(exc, "response", None), "status_code", "?")
+    if isinstance(exc, EntryNotFoundError) or code == 404:
+        return ReproError(f"{where} has no file {wf.filename} in {wf.repo}@{wf.revision[:12]} (HTTP 404)",
+                          fix=f"check --endpoint/HF_ENDPOINT, or {local_fix}")
+    if isinstance(exc, HfHubHTTPError):
+        return ReproError(f"downloading {wf.filename} from {where} failed: HTTP {code}",
+                          fix=f"retry `{download_command(rep, which)}` later or with another --endpoint, or {local_fix}")
+    text = " ".join(str(exc).split())[:300]
+    return ReproError(f"downloading {wf.filename} from {where} failed: {type(exc).__name__}: {text}",
+                      fix=f"retry `{download_command(rep, which)}` (a partial transfer is not kept as good), or "
+                          f"{local_fix}")
+
+
+def download(rep: Reproduction, which: str = "weights", endpoint: str | None = None, progress: bool = True) -> Path:
+    """Fetch (or find in the cache) and verify one weights file; record it in the lock file; return its path."""
+    from huggingface_hub import hf_hub_download
+
+    wf = weights_file(rep, which)
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None   # read now, not at import
+    try:
+        path = Path(hf_hub_download(wf.repo, wf.filename, revision=wf.revision, cache_dir=str(hf_cache()),
+                                    endpoint=endpoint))
+    except ReproError:
+        raise
+    except Exception as exc:        # noqa: BLE001 - every failure becomes one line naming it and the fix
+        raise _hf_error(rep, which, wf, exc, endpoint) from exc
+    declared_sha, declared_size = (None, None)
+    if expected(wf)[0] is None:      # first download: also check what the server declares
+        declared_sha, declared_size = _server_metadata(wf, endpoint)
+        if declared_sha is None:
+            declared_sha = _blob_name_sha(path)
+    reason, digest = _mismatch(wf, path, declared_sha, declared_size, progress)
+    if reason:
+        raise _reject(rep, which, wf, path, reason, path if path.is_symlink() else None)
+    _record(wf, path, digest, f"huggingface_hub from {endpoint or 'default endpoint'}", local=False)
+    return path
+
+
+def _blob_name_sha(path: Path) -> str | None:
+    """huggingface_hub names a cached blob after its etag: for Git LFS files that is the content's sha256."""
+    name = path.resolve().name.lower()
+    return name if SHA256.match(name) else None
+
+
+def register_file(rep: Reproduction, which: str, source: Path, progress: bool = True) -> Path:
+    """Verify a file already on disk (size, sha256 against the published or locked value) and register it in
+    the lock file so `resolve()` uses it in place. A file without any known hash becomes the locked reference."""
+    wf = weights_file(rep, which)
+    source = Path(source).expanduser().resolve()
+    if not source.is_file():
+        raise ReproError(f"--from-file {source} is not a file", fix="pass the path of the downloaded weights file")
+    reason, digest = _mismatch(wf, source, progress=progress)
+    if reason:
+        raise ReproError(f"{source} is not {wf.filename} of {rep.id}: {reason}",
+                         fix=f"pass the right file, or run `{download_command(rep, which)}` to download it")
+    _record(wf, source, digest, f"--from-file {source}", local=True)
+    return source
+
+
+# ---------------------------------------------------------------------------------------------- CLI entry
+
+def download_cli(ids: tuple[str, ...], pretrained: bool, all_: bool, endpoint: str | None,
+                 from_file: Path | None):
+    """`repro download`: yields the lines to print, one per file. With several files it carries on past a
+    failure (its line says why) and raises one ReproError at the end; a single file's failure raises at once."""
+    from harness import registry
+
+    if from_file is not None:
+        if len(ids) != 1 or all_:
+            raise ReproError("--from-file registers one file: give exactly one reproduction id",
+                             fix="e.g. `repro download eva02_L_sz512 --from-file ~/eva02_L_ade_seg_upernet_sz512.pth`")
+        rep = registry.get(ids[0])
+        which = "pretrained" if pretrained else "weights"
+        path = register_file(rep, which, from_file)
+        yield f"{rep.id} {which}: verified and registered {path}"
+        return
+    if all_:
+        reps = list(registry.all_reproductions().values())
+    elif ids:
+        reps = [registry.get(i) for i in ids]
+    else:
+        raise ReproError("no reproduction given", fix="name one (see `repro list`) or pass --all")
+    failures, seen = [], set()
+    for rep in reps:
+        for which in (("weights", "pretrained") if pretrained else ("weights",)):
+            wf = getattr(rep, which)
+            if wf is None:
+                if not all_:
+                    yield f"{rep.id} {which}: none listed, nothing to download"
+                continue
+            if key(wf) in seen:
+                continue
+            seen.add(key(wf))
+            try:
+                path = download(rep, which, endpoint)
+                yield f"{rep.id} {which}: verified {path}"
+            except ReproError as exc:
+                if len(reps) == 1 and not pretrained:
+                    raise
+                failures.append(f"{rep.id} {which}")
+                yield f"{rep.id} {which}: FAILED {exc.one_line()}"
+    if failures:
+        raise ReproError(f"{len(failures)} download(s) failed: {', '.join(failures)} (reasons above)",
+                         fix="fix each as its line says, then run the same command again")
