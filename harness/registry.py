@@ -107,10 +107,9 @@ def load_reproduction(folder: Path) -> Reproduction:
 def all_reproductions(root: Path | None = None) -> dict[str, Reproduction]:
     root = root or reproductions_root()
     found: dict[str, Reproduction] = {}
+    # ids equal folder names (checked in load_reproduction), so two folders can never claim one id
     for meta in sorted(root.glob(f"*/{METADATA}")):
         rep = load_reproduction(meta.parent)
-        if rep.id in found:
-            raise ReproError(f"duplicate reproduction id '{rep.id}' in {found[rep.id].folder} and {rep.folder}")
         found[rep.id] = rep
     return found
 
