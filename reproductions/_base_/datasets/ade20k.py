@@ -1,0 +1,43 @@
+# ADE20K at 512x512 (authors' datasets/ade20k.py). data_root is a placeholder: the harness's entry points set
+# cfg.data.{train,val,test}.data_root to the prepared dataset.
+dataset_type = 'ADE20KDataset'
+data_root = 'data/ade/ADEChallengeData2016'
+img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
+crop_size = (512, 512)
+img_scale = (2048, 512)
+normalize = dict(type='Normalize', **img_norm_cfg)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='Resize', img_scale=img_scale, ratio_range=(0.5, 2.0)),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    normalize,
+    dict(type='Pad', size=crop_size, pad_val=0, seg_pad_val=255),
+    dict(type='DefaultFormatBundle'),
+    dict(type='Collect', keys=['img', 'gt_semantic_seg']),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='MultiScaleFlipAug',
+        img_scale=img_scale,
+        flip=False,
+        transforms=[
+            dict(type='Resize', keep_ratio=True),
+            dict(type='RandomFlip'),
+            normalize,
+            dict(type='ImageToTensor', keys=['img']),
+            dict(type='Collect', keys=['img']),
+        ]),
+]
+data = dict(
+    samples_per_gpu=4,
+    workers_per_gpu=4,
+    train=dict(type=dataset_type, data_root=data_root, img_dir='images/training', ann_dir='annotations/training',
+               pipeline=train_pipeline),
+    val=dict(type=dataset_type, data_root=data_root, img_dir='images/validation', ann_dir='annotations/validation',
+             pipeline=test_pipeline),
+    test=dict(type=dataset_type, data_root=data_root, img_dir='images/validation',
+              ann_dir='annotations/validation', pipeline=test_pipeline))

@@ -1,0 +1,9 @@
+# Runtime shared by every reproduction: the authors' default_runtime.py plus our modules.
+custom_imports = dict(imports=['harness.engine.modules'], allow_failed_imports=False)
+log_config = dict(interval=50, hooks=[dict(type='TextLoggerHook', by_epoch=False)])
+dist_params = dict(backend='nccl')
+log_level = 'INFO'
+load_from = None
+resume_from = None
+workflow = [('train', 1)]
+cudnn_benchmark = True

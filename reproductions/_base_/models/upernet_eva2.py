@@ -1,0 +1,56 @@
+# EVA2 + UPerHead + FCN auxiliary head: the structure and flags shared by every EVA-02 seg config
+# (authors' models/upernet_beit.py with the EVA2 flags of their configs). Sizes are set by each config.
+norm_cfg = dict(type='SyncBN', requires_grad=True)  # converted to BN by single-process runs
+model = dict(
+    type='EncoderDecoder',
+    pretrained=None,
+    backbone=dict(
+        type='EVA2',
+        img_size=512,
+        patch_size=16,
+        in_chans=3,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4 * 2 / 3,
+        qkv_bias=True,
+        out_indices=[3, 5, 7, 11],
+        drop_path_rate=0.1,
+        init_values=None,
+        use_checkpoint=False,
+        use_abs_pos_emb=True,
+        use_rel_pos_bias=False,
+        use_shared_rel_pos_bias=False,
+        rope=True,
+        pt_hw_seq_len=16,
+        intp_freq=True,
+        subln=True,
+        xattn=True,
+        naiveswiglu=True,
+        pretrained=None),  # a retrain sets it to the MIM .pt (the authors' --options model.backbone.pretrained=)
+    decode_head=dict(
+        type='UPerHead',
+        in_channels=[768, 768, 768, 768],
+        in_index=[0, 1, 2, 3],
+        pool_scales=(1, 2, 3, 6),
+        channels=768,
+        dropout_ratio=0.1,
+        num_classes=150,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    auxiliary_head=dict(
+        type='FCNHead',
+        in_channels=768,
+        in_index=2,
+        channels=256,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=150,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
+find_unused_parameters = True
