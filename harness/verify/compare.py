@@ -28,7 +28,7 @@ from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
 from harness.verify.expected import SUMMARY_METRICS, TIERS, Expected, load_expected
 
-FAILING = ("fail", "missing", "not-finite", "no-expected")
+FAILING = ("fail", "missing", "not-finite", "no-expected", "regenerated")
 UPDATE_HINT = ("To update expected values: published rows change only with a new source (edit expected/summary.csv "
                "or rerun tools/make_expected_per_class.py); a harness baseline is rewritten with "
                "`repro verify RUN --regen`.")
@@ -114,6 +114,9 @@ class Check:
                     f" [{self.tier}]{source}")
         if self.status == "not-finite":
             return f"{head}: obtained {self.obtained} is not a finite number (expected {_f(self.expected)}){source}"
+        if self.status == "regenerated":
+            return (f"{head}: obtained {_f(self.obtained)} written as the new baseline ({self.detail}); "
+                    f"re-run `repro verify` to check against it")
         if self.status == "no-expected":
             return (f"{head}: obtained {_f(self.obtained)}, no expected value yet (harness baseline not measured)"
                     f"{source}")
@@ -160,7 +163,7 @@ class Verdict:
                  and c.tier == run.tier]
         if head is None:
             text = f"{run.name}: no mIoU check"
-        elif head.status == "no-expected":
+        elif head.status in ("no-expected", "regenerated"):
             text = f"{run.name}: mIoU {_f(head.obtained)}, no baseline value yet"
         elif head.status in ("missing", "not-finite"):
             text = f"{run.name}: mIoU {head.status}"

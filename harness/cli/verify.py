@@ -1,0 +1,87 @@
+"""`repro verify`, `repro import`, `repro report`: flags and messages; each calls one function of its room."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from harness.cli import cli
+
+TIER = click.Choice(["auto", "released", "retrain"])
+
+
+@cli.command("verify", epilog="""\b
+Examples:
+  repro verify runs/eva02_L_sz512/ss/20260101T120000Z
+  repro verify runs/eva02_B_sz512/train/*/result.json --tier retrain --junitxml verify.xml
+  repro verify runs/eva02_demo/ss/20260101T120000Z --regen   # write the demo baseline (then re-run)
+""")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tier", type=TIER, default="auto",
+              help="released: the published checkpoints, tight tolerances; retrain: a new training run, a band "
+                   "per run and a one-sided t-test over several seeds; auto: retrain for training runs")
+@click.option("--junitxml", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write a JUnit XML report here")
+@click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="the expected tables and tolerances  [default: expected/ of the repository, or $REPRO_EXPECTED]")
+@click.option("--regen", is_flag=True, help="write the obtained summary metrics as the new harness baseline "
+                                              "(baseline reproductions only); the checks then fail once")
+@click.option("-v", "--verbose", is_flag=True, help="one line per check instead of dots")
+def verify_cmd(runs, tier, junitxml, expected_root, regen, verbose):
+    """Check run records against the expected tables, one pytest test per run × metric and run × class.
+
+    RUNS are run directories or result.json files. Exit 0 when every check passes, 1 when one fails,
+    2 on bad input (unreadable record, no metrics, NaN metrics, unknown reproduction or class names,
+    a malformed tolerance file).
+    """
+    from harness.verify.plugin import run_verify
+
+    sys.exit(run_verify(list(runs), tier=None if tier == "auto" else tier, junitxml=junitxml,
+                        expected_root=expected_root, regen=regen, verbose=verbose))
+
+
+@cli.command("import", epilog="""\b
+Examples:
+  repro import work_dirs/upernet_eva02_large_24_512_slide_80k/eval_single_scale_20230318_171005.json
+  repro import 20230318_173313.log.json -o runs/imported/B-train      # curves (+ metrics of the last val)
+  repro import test_output.log --reproduction eva02_L_sz512 --protocol ms
+""")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--reproduction", default=None, help="reproduction id  [default: inferred from the config named in the file]")
+@click.option("--protocol", type=click.Choice(["ss", "ms"]), default=None,
+              help="evaluation protocol  [default: inferred from the config; ss for a training log]")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="run directory to create  [default: runs/<reproduction>/<protocol>/<UTC time>]")
+def import_cmd(path, reproduction, protocol, out_dir):
+    """Turn mmseg output made elsewhere (eval JSON, text log, *.log.json) into a run record.
+
+    The record (kind "import") can then be verified and reported like the harness's own runs.
+    """
+    from harness.verify.importer import import_result
+
+    run_dir = import_result(path, reproduction=reproduction, protocol=protocol, out_dir=out_dir)
+    click.echo(f"imported {path} -> {run_dir}/result.json")
+    click.echo(f"next: repro verify {run_dir}")
+
+
+@cli.command("report", epilog="""\b
+Examples:
+  repro report runs/eva02_L_sz512/ss/20260101T120000Z
+  repro report runs/eva02_B_sz512/train/* -o reports/seeds --compare
+  repro report runs/eva02_L_sz512/ss/A runs/eva02_L_sz512/ms/B --compare    # ss vs ms side by side
+""")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              help="folder for the HTML files")
+@click.option("--compare", is_flag=True, help="also write compare.html with the runs side by side")
+@click.option("--tier", type=TIER, default="auto", help="tier of the verdict shown (as for repro verify)")
+@click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="the expected tables and tolerances  [default: expected/ of the repository]")
+def report_cmd(runs, out_dir, compare, tier, expected_root):
+    """Write one self-contained HTML report per run and an index.html (no network needed to view)."""
+    from harness.report import write_reports
+
+    index = write_reports(list(runs), out_dir, compare=compare, tier=None if tier == "auto" else tier,
+                          expected_root=expected_root)
+    click.echo(f"wrote {index}")

@@ -1,0 +1,258 @@
+"""`repro report`: self-contained HTML from run records (+ their verdict), one page per run, an index and a comparison.
+
+Pages are rendered with jinja2 (templates/), figures with matplotlib (Agg) embedded as PNG data URIs; CSS and the
+small table-sorting script are inline, so a page opens offline from any folder. Tables are joined with pandas.
+
+Example::
+
+    >>> from harness.report import write_reports
+    >>> write_reports(["runs/eva02_L_sz512/ss/20260101T120000Z"], Path("reports"))
+    PosixPath('reports/index.html')
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import ReproError
+from harness.record import RESULT_FILE, read_result
+from harness.report import plots
+from harness.verify import logs
+from harness.verify.compare import Run, Verdict, load_run, verify_runs
+from harness.verify.expected import SUMMARY_METRICS, load_expected
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass
+class RunPage:
+    path: Path                      # result.json
+    record: dict
+    verdict: Verdict | None = None
+    error: str | None = None        # why there is no verdict
+    file: str = ""                  # page file name
+    summary: list[dict] = field(default_factory=list)
+    per_class: "object" = None      # DataFrame
+    curves: dict | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def title(self) -> str:
+        return f"{self.record.get('reproduction')} {self.record.get('protocol')}"
+
+    @property
+    def state(self) -> str:
+        if self.verdict is None:
+            return "none"
+        return "pass" if self.verdict.passed else "fail"
+
+    @property
+    def lines(self) -> list[str]:
+        if self.verdict is None:
+            return [f"{self.title}: not verified — {self.error}"]
+        return self.verdict.lines()
+
+
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = lambda v, d=2: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
+    env.filters["delta"] = _signed
+    env.filters["sortv"] = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(float(v))
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
+    return env
+
+
+def _signed(value) -> str:
+    """+0.12 / -0.30; '—' for missing; never '-0.00'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    text = f"{value:+.2f}"
+    return "0.00" if text in ("+0.00", "-0.00") else text
+
+
+def _result_path(path: Path) -> Path:
+    path = Path(path)
+    return (path / RESULT_FILE if path.is_dir() else path).resolve()
+
+
+def _page_name(record: dict, path: Path, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{record.get('reproduction')}_{record.get('protocol')}_{path.parent.name}")
+    name, n = f"{base}.html", 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}.html"
+    taken.add(name)
+    return name
+
+
+def read_curves(record: dict, run_dir: Path) -> dict | None:
+    """Training curves: the record's own `curves` (imports), else its log.json (+ text log for the exact lr)."""
+    if record.get("curves"):
+        return record["curves"]
+    artifacts = record.get("artifacts") or {}
+    log_json = artifacts.get("log_json")
+    if not log_json or not (run_dir / log_json).is_file():
+        return None
+    _, train, val = logs.read_log_json(run_dir / log_json)
+    text = artifacts.get("log")
+    train_text = logs.read_text_log(run_dir / text)["train"] if text and (run_dir / text).is_file() else None
+    found = logs.curves(train, train_text, val)
+    return found if found["train"] or found["val"] else None
+
+
+def per_class_frame(record: dict, expected, tier_checks: list) -> "pd.DataFrame":  # noqa: F821
+    """class × (IoU/Acc expected, obtained, Δ, status), expected joined onto obtained; worst IoU Δ first."""
+    import pandas as pd
+
+    from harness.ade20k_classes import CLASSES
+
+    obtained = pd.DataFrame([{"class": name, "IoU": (v or {}).get("IoU"), "Acc": (v or {}).get("Acc")}
+                             for name, v in (record.get("per_class") or {}).items()], columns=["class", "IoU", "Acc"])
+    if obtained.empty:
+        return obtained
+    exp = expected.per_class.query("reproduction == @record['reproduction'] and protocol == @record['protocol']")
+    exp = exp.pivot(index="class", columns="metric", values="value").reset_index() if len(exp) else \
+        pd.DataFrame(columns=["class", "IoU", "Acc"])
+    frame = obtained.merge(exp, on="class", how="left", suffixes=("", "_expected"))
+    for metric in ("IoU", "Acc"):
+        frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
+        frame[f"{metric}_expected"] = pd.to_numeric(frame.get(f"{metric}_expected"), errors="coerce")
+        frame[f"{metric}_delta"] = frame[metric] - frame[f"{metric}_expected"]
+    status = {(c.cls, c.metric): c.status for c in tier_checks if c.group == "per_class"}
+    frame["status"] = [
+        "fail" if any(status.get((name, m), "pass") != "pass" for m in ("IoU", "Acc"))
+        else ("pass" if (name, "IoU") in status else "not judged") for name in frame["class"]]
+    frame["index"] = frame["class"].map({name: i for i, name in enumerate(CLASSES)})
+    # worst first: largest drop vs expected at the 2 decimals the tables carry (float noise must not order them),
+    # then lowest IoU
+    frame["_order"] = frame["IoU_delta"].round(2) if frame["IoU_expected"].notna().any() else 0.0
+    frame = frame.sort_values(["_order", "IoU", "index"], na_position="last").drop(columns="_order")
+    return frame.reset_index(drop=True)
+
+
+def _summary_rows(page: RunPage, expected) -> list[dict]:
+    if page.verdict is None:
+        rep, protocol = page.record.get("reproduction"), page.record.get("protocol")
+        rows = expected.summary.query("reproduction == @rep and protocol == @protocol").set_index("metric")
+        out = []
+        for m in SUMMARY_METRICS:
+            value = rows["value"].get(m) if m in rows.index else None
+            out.append({"metric": m, "obtained": (page.record.get("metrics") or {}).get(m),
+                        "expected": None if value is None or math.isnan(value) else float(value), "delta": None,
+                        "tolerance": None, "status": "not verified",
+                        "source": rows["source_text"].get(m, "") if m in rows.index else "", "rationale": ""})
+        return out
+    rows = []
+    for check in page.verdict.checks:
+        if check.group == "per_class":
+            continue
+        rows.append({"metric": check.key, "obtained": check.obtained, "expected": check.expected,
+                     "delta": check.delta, "tolerance": check.tolerance, "status": check.status,
+                     "source": check.source, "rationale": check.rationale or check.detail, "label": check.label,
+                     "message": check.message()})
+    return rows
+
+
+def build_pages(paths, tier: str | None = None, expected_root: Path | None = None) -> list[RunPage]:
+    """Read every run, verify what can be verified (a run that cannot is shown with the reason), join the tables."""
+    expected = load_expected(expected_root)
+    pages, taken = [], set()
+    for item in paths:
+        path = _result_path(item)
+        record = read_result(path)
+        page = RunPage(path, record)
+        page.file = _page_name(record, path, taken)
+        try:
+            page.verdict = verify_runs([load_run(path, tier)], tier=tier, expected_root=expected_root)
+        except ReproError as exc:
+            page.error = exc.message
+        page.summary = _summary_rows(page, expected)
+        checks = page.verdict.checks if page.verdict else []
+        page.per_class = per_class_frame(record, expected, checks)
+        page.curves = read_curves(record, page.run_dir)
+        pages.append(page)
+    if not pages:
+        raise ReproError("no runs to report", fix="pass run directories or result.json files")
+    return pages
+
+
+def _render_run(env, page: RunPage, expected) -> str:
+    figures = {}
+    if page.per_class is not None and len(page.per_class):
+        figures["per_class"] = plots.per_class_chart(page.per_class, page.title)
+    if page.curves:
+        figures["curves"] = plots.training_curves(page.curves, page.title)
+    rep = page.record.get("reproduction")
+    published = None
+    try:
+        published = expected.is_baseline(rep)
+    except Exception:  # noqa: BLE001 - unknown reproduction: shown through page.error
+        published = None
+    return env.get_template("run.html.j2").render(
+        page=page, record=page.record, figures=figures, baseline=published,
+        per_class=page.per_class.to_dict("records") if page.per_class is not None else [],
+        launch=page.record.get("launch") or {}, environment=page.record.get("environment") or {},
+        command=(page.record.get("launch") or {}).get("command"), escape=html.escape)
+
+
+def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dict:
+    import pandas as pd
+
+    columns = [f"{p.title} · {p.run_dir.name}" for p in pages]
+    rows = []
+    for metric in SUMMARY_METRICS:
+        row = {"metric": metric}
+        for name, page in zip(columns, pages):
+            row[name] = (page.record.get("metrics") or {}).get(metric)
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    verifiable = [p.path for p in pages if p.verdict is not None]
+    group_lines, group_error = [], None
+    if len(verifiable) > 1:
+        try:
+            group = verify_runs(verifiable, tier=tier, expected_root=expected_root)
+            group_lines = [c.message() for c in group.statistics()]
+        except ReproError as exc:
+            group_error = exc.message
+    per_class = None
+    frames = [p.per_class.set_index("class")["IoU"].rename(col) for col, p in zip(columns, pages)
+              if p.per_class is not None and len(p.per_class)]
+    if frames:
+        per_class = pd.concat(frames, axis=1)
+        per_class["spread"] = per_class.max(axis=1) - per_class.min(axis=1)
+        per_class = per_class.sort_values("spread", ascending=False).reset_index()
+    figure = plots.compare_chart(pages, expected)
+    curves = plots.compare_curves(pages)
+    return {"columns": columns, "summary": summary.to_dict("records"), "group_lines": group_lines,
+            "group_error": group_error, "per_class": per_class.to_dict("records") if per_class is not None else [],
+            "per_class_columns": list(per_class.columns) if per_class is not None else [],
+            "figure": figure, "curves": curves}
+
+
+def write_reports(paths, out_dir: Path, compare: bool = False, tier: str | None = None,
+                  expected_root: Path | None = None) -> Path:
+    """Write <out_dir>/<run>.html per run, compare.html (with compare=True) and index.html; returns index.html."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    expected = load_expected(expected_root)
+    env = _environment()
+    pages = build_pages(paths, tier=tier, expected_root=expected_root)
+    for page in pages:
+        (out_dir / page.file).write_text(_render_run(env, page, expected), encoding="utf-8")
+    if compare:
+        context = _compare_context(pages, tier, expected_root, expected)
+        (out_dir / "compare.html").write_text(env.get_template("compare.html.j2").render(pages=pages, **context),
+                                              encoding="utf-8")
+    index = out_dir / "index.html"
+    index.write_text(env.get_template("index.html.j2").render(pages=pages, compare=compare), encoding="utf-8")
+    return index
