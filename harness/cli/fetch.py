@@ -18,6 +18,8 @@ Examples:
 The data root is the folder mmseg configs call data_root: it holds images/ and annotations/.
 Default: <REPRO_HOME>/data/ade20k/ADEChallengeData2016 (REPRO_DATA overrides it);
 with --synthetic: <REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016.
+The zip is kept in <REPRO_HOME>/downloads/ (a broken transfer resumes from its .part file);
+REPRO_HTTP_TIMEOUT (default 30) is the seconds without data before a transfer counts as stalled.
 """
 
 

@@ -7,7 +7,7 @@
     srv.log                                       # [Request(method, path, range, status, sent)]
 
 Faults: ("cut", n) sends the headers of the full answer and n body bytes, then drops the connection;
-("status", code); ("corrupt", offset) flips one byte; ("stall", seconds) sends STALL_AFTER bytes then sleeps;
+("status", code); ("corrupt", offset) flips one byte; ("stall", seconds[, n]) sends n (default STALL_AFTER) bytes then sleeps;
 ("norange",) ignores a Range header and answers 200.
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ class FileServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -134,9 +134,10 @@ class FileServer:
             if fault and fault[0] == "cut":
                 body = body[:fault[1]]
             elif fault and fault[0] == "stall":
-                h.wfile.write(body[:STALL_AFTER])
+                first = body[:fault[2] if len(fault) > 2 else STALL_AFTER]
+                h.wfile.write(first)
                 h.wfile.flush()
-                req.sent += len(body[:STALL_AFTER])
+                req.sent += len(first)
                 time.sleep(fault[1])
                 body = b""
             for i in range(0, len(body), 64 * 1024):
