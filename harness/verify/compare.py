@@ -120,6 +120,9 @@ class Check:
         if self.status == "no-expected":
             return (f"{head}: obtained {_f(self.obtained)}, no expected value yet (harness baseline not measured)"
                     f"{source}")
+        if self.tolerance is None:
+            return (f"{head}: obtained {_f(self.obtained)}, expected {_f(self.expected)} ({self.label}), judged over "
+                    f"the runs together ({self.metric}[statistics]) [{self.tier}]{source}")
         relation = "<=" if self.passed else ">"
         return (f"{head}: obtained {_f(self.obtained)}, expected {_f(self.expected)} ({self.label}), "
                 f"|Δ| {_delta(self.delta, self.tolerance)} {relation} tolerance {self.tolerance:.2f} [{self.tier}]{source}")
