@@ -114,13 +114,14 @@ def _members(zf: zipfile.ZipFile, folder: str, zip_path: Path) -> list[tuple[zip
         if info.is_dir() or name.startswith("__MACOSX/") or Path(name).name == ".DS_Store":
             continue
         parts = Path(name).parts
-        if name.startswith("/") or ".." in parts or not parts or parts[0] != folder:
-            raise ReproError(f"{zip_path} holds {name}, outside {folder}/: not the ADE20K archive",
+        if name.startswith("/") or ".." in parts:
+            raise ReproError(f"{zip_path} holds an unsafe path {name}: not the ADE20K archive",
                              fix="pass the right file with --zip, or the right mirror with --url")
-        if len(parts) > 1:
+        if len(parts) > 1 and parts[0] == folder:      # anything outside folder/ is not extracted
             out.append((info, "/".join(parts[1:])))
     if not out:
-        raise ReproError(f"{zip_path} holds no files under {folder}/", fix="pass the right file with --zip")
+        raise ReproError(f"{zip_path} holds no files under {folder}/: not the ADE20K archive",
+                         fix="pass the right file with --zip, or the right mirror with --url")
     return out
 
 
@@ -192,7 +193,7 @@ def prepare(root: Path | None = None, zip_path: Path | None = None, url: str | N
         url = url or src["url"]
         zip_path = downloads_dir() / (Path(url.split("?")[0]).name or src["filename"])
         from harness.fetch.http import download_url
-        download_url(url, zip_path, timeout=float(os.environ.get("REPRO_HTTP_TIMEOUT", 30)), progress=progress)
+        download_url(url, zip_path, timeout=float(os.environ.get("REPRO_HTTP_TIMEOUT") or 30), progress=progress)
         source_label = url
     else:
         zip_path = Path(zip_path).expanduser().resolve()

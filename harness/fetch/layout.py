@@ -208,10 +208,8 @@ def manifest_problems(root: Path, manifest: dict, deep: bool, progress: bool = T
             problems.append(Problem(rel, f"changed (size {actual}, manifest {size})"))
         elif deep and sha256(p, progress=False) != digest:
             problems.append(Problem(rel, "changed (sha256 differs from the manifest)"))
-    if not deep or not problems:
-        # also guard against a hand-edited manifest
-        if files_digest(recorded) != manifest["files_sha256"]:
-            problems.append(Problem(MANIFEST, "edited: its files_sha256 does not match its file list"))
+    if files_digest(recorded) != manifest["files_sha256"]:      # a hand-edited manifest
+        problems.append(Problem(MANIFEST, "edited: its files_sha256 does not match its file list"))
     return problems
 
 

@@ -45,7 +45,7 @@ SPLIT_ID = {"training": 0, "validation": 1}
 def _size(rng: np.random.Generator) -> tuple[int, int]:
     short = int(rng.integers(128, 161))
     aspect = float(rng.uniform(0.75, 1.6))
-    long = int(round(short * max(aspect, 1 / aspect)))
+    long = round(short * max(aspect, 1 / aspect))
     return (long, short) if rng.random() < 0.5 else (short, long)        # (width, height)
 
 
@@ -160,8 +160,13 @@ def generate(root: Path, num_train: int, num_val: int | None = None, seed: int =
 
 
 def default_root() -> Path:
-    from harness.paths import DATASET_FOLDERS, data_root
-    return data_root("ade20k-synthetic").parent / DATASET_FOLDERS["ade20k"]
+    """<REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016, or REPRO_DATA where that is set."""
+    import os
+
+    from harness.paths import data_root, repro_home
+    if os.environ.get("REPRO_DATA"):
+        return data_root("ade20k-synthetic")
+    return repro_home() / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
 
 
 def generate_cli(root: Path | None, num_train: int, num_val: int | None, seed: int, force: bool) -> str:

@@ -270,8 +270,13 @@ def _server_metadata(wf: WeightsFile, endpoint: str | None) -> tuple[str | None,
 
 def _hf_error(rep: Reproduction, which: str, wf: WeightsFile, exc: Exception, endpoint: str | None) -> ReproError:
     from huggingface_hub import constants
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     where = endpoint or constants.ENDPOINT
     if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError):
@@ -310,7 +315,7 @@ def download(rep: Reproduction, which: str = "weights", endpoint: str | None = N
                                     endpoint=endpoint))
     except ReproError:
         raise
-    except Exception as exc:        # noqa: BLE001 - every failure becomes one line naming it and the fix
+    except Exception as exc:        # every failure becomes one line naming it and the fix
         raise _hf_error(rep, which, wf, exc, endpoint) from exc
     declared_sha, declared_size = (None, None)
     if expected(wf)[0] is None:      # first download: also check what the server declares

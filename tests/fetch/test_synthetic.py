@@ -83,3 +83,16 @@ def test_cli(tmp_path):
     layout.check_manifest(root)
     result = CliRunner().invoke(cli, ["prepare", "ade20k", "--synthetic", "8", "--zip", "x.zip"])
     assert result.exit_code == 2 and "--synthetic takes only" in result.output
+
+
+def test_default_roots(home, monkeypatch):
+    result = CliRunner().invoke(cli, ["prepare", "ade20k", "--synthetic", "2"])
+    assert result.exit_code == 0, result.output
+    root = home / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
+    assert f"ready at {root}: 2 training / 1 validation images" in result.output
+    from harness.fetch import ade20k
+    assert ade20k.status(root) == "synthetic"
+    assert ade20k.default_root() == home / "data" / "ade20k" / "ADEChallengeData2016"
+    assert ade20k.status() == "missing"
+    monkeypatch.setenv("REPRO_DATA", str(home / "elsewhere"))
+    assert synthetic.default_root() == ade20k.default_root() == home / "elsewhere"
