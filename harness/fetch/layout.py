@@ -125,8 +125,8 @@ def _check_pairs(root: Path, pairs: list[tuple[str, str]], progress: bool) -> li
         except (OSError, SyntaxError, ValueError) as exc:
             problems.append(Problem(ann_rel, f"unreadable annotation ({exc})"))
             continue
-        if img_format != "JPEG":
-            problems.append(Problem(img_rel, f"not a JPEG ({img_format})"))
+        if img_format is None:
+            problems.append(Problem(img_rel, "not an image"))
         if mode not in ("L", "P") or labels.ndim != 2 or labels.dtype != np.uint8:
             problems.append(Problem(ann_rel, f"annotation must be single-channel uint8, found mode {mode} "
                                              f"shape {labels.shape}"))

@@ -245,6 +245,12 @@ def resolve(rep: Reproduction, which: str = "weights", progress: bool = True) ->
     return path
 
 
+def sha256_of(rep: Reproduction, which: str = "weights") -> str | None:
+    """The sha256 that `resolve()` checks the file against (published, else locked); None if neither exists.
+    No hashing: use it to record the hash of a file `resolve()` has just returned."""
+    return expected(weights_file(rep, which))[0]
+
+
 def _in_cache(path: Path) -> bool:
     try:
         path.absolute().relative_to(hf_cache())

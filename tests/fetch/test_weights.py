@@ -38,6 +38,8 @@ def test_download_verifies_locks_and_resolves(tiny, server):
     assert weights.status(rep(), "weights") == "verified" == weights.status(rep(), "pretrained")
     path = weights.resolve(rep(), "weights")
     assert path.read_bytes() == tiny["seg"]
+    assert weights.sha256_of(rep(), "weights") == hashlib.sha256(tiny["seg"]).hexdigest()
+    assert weights.sha256_of(rep(), "pretrained") == rep().pretrained.sha256
     assert str(path).startswith(str(weights.hf_cache()))
     gets = len(server.gets(tiny["seg_path"]))
     assert run("tiny").exit_code == 0                      # pinned commit in the cache: no transfer at all
