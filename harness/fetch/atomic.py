@@ -1,20 +1,23 @@
 """Build a folder beside its destination and move it into place only when complete.
 
-A staging folder is a sibling of the destination named `.<name>.partial-<pid>`, on the same filesystem, so the
-final step is one rename: a process killed before it leaves the destination exactly as it was. Staging folders
-left by killed processes are removed by the next `staging_dir` call for the same destination.
+A staging folder is a sibling of the destination named `.<name>.partial-<host>-<pid>`, on the same filesystem, so
+the final step is one rename: a process killed before it leaves the destination exactly as it was. Staging
+folders left by dead processes of this host are removed by the next `staging_dir` call for the same destination
+(other hosts' are left alone: their processes cannot be checked from here).
 """
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 from harness.errors import ReproError
 
 
 def _prefix(dest: Path) -> str:
-    return f".{dest.name}.partial-"
+    host = socket.gethostname().replace("-", "_").replace("/", "_") or "host"
+    return f".{dest.name}.partial-{host}-"
 
 
 def _alive(pid: int) -> bool:

@@ -3,7 +3,6 @@ weights live on that server as on a Hugging Face endpoint."""
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 import pytest
@@ -32,7 +31,6 @@ def home(tmp_path, monkeypatch):
     """REPRO_HOME in tmp_path, no network beyond loopback, quiet huggingface_hub."""
     monkeypatch.setenv("REPRO_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("REPRO_DATA", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     return tmp_path / "home"
 
@@ -91,4 +89,4 @@ def _no_stray_network(monkeypatch):
     # requests/httpx honour proxies from the environment; loopback must never go through one
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    os.environ.setdefault("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
