@@ -190,3 +190,11 @@ def test_real_reproductions_without_cache(home):
         with pytest.raises(ReproError, match="are not in") as info:
             weights.resolve(r)
         assert f"`repro download {r.id}`" in info.value.fix and "--from-file PATH" in info.value.fix
+
+
+def test_endpoint_flag(tiny, server, monkeypatch):
+    monkeypatch.delenv("HF_ENDPOINT")
+    result = run("tiny", "--endpoint", server.url + "/")
+    assert result.exit_code == 0, result.output
+    assert server.gets(tiny["seg_path"]) and weights.status(rep()) == "verified"
+    assert lock()[weights.key(rep().weights)]["source"] == f"huggingface_hub from {server.url}"
