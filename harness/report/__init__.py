@@ -17,13 +17,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
 from harness.report import plots
 from harness.verify import logs
-from harness.verify.compare import Run, Verdict, load_run, verify_runs
+from harness.verify.compare import Verdict, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -36,7 +40,7 @@ class RunPage:
     error: str | None = None        # why there is no verdict
     file: str = ""                  # page file name
     summary: list[dict] = field(default_factory=list)
-    per_class: "object" = None      # DataFrame
+    per_class: pd.DataFrame | None = None
     curves: dict | None = None
 
     @property
@@ -110,7 +114,7 @@ def read_curves(record: dict, run_dir: Path) -> dict | None:
     return found if found["train"] or found["val"] else None
 
 
-def per_class_frame(record: dict, expected, tier_checks: list) -> "pd.DataFrame":  # noqa: F821
+def per_class_frame(record: dict, expected, tier_checks: list) -> pd.DataFrame:
     """class × (IoU/Acc expected, obtained, Δ, status), expected joined onto obtained; worst IoU Δ first."""
     import pandas as pd
 
@@ -142,8 +146,9 @@ def per_class_frame(record: dict, expected, tier_checks: list) -> "pd.DataFrame"
 
 def _summary_rows(page: RunPage, expected) -> list[dict]:
     if page.verdict is None:
-        rep, protocol = page.record.get("reproduction"), page.record.get("protocol")
-        rows = expected.summary.query("reproduction == @rep and protocol == @protocol").set_index("metric")
+        table = expected.summary
+        rows = table[(table["reproduction"] == page.record.get("reproduction"))
+                     & (table["protocol"] == page.record.get("protocol"))].set_index("metric")
         out = []
         for m in SUMMARY_METRICS:
             value = rows["value"].get(m) if m in rows.index else None

@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
-from harness.verify.expected import SUMMARY_METRICS, TIERS, Expected, load_expected
+from harness.verify.expected import TIERS, Expected, load_expected
 
 FAILING = ("fail", "missing", "not-finite", "no-expected", "regenerated")
 UPDATE_HINT = ("To update expected values: published rows change only with a new source (edit expected/summary.csv "
@@ -211,6 +211,9 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
         raise ReproError(f"{file} is empty", fix="re-run the command that writes it, or `repro import` the source file")
     record = read_result(file)
     metrics = record.get("metrics")
+    if (not isinstance(metrics, dict) or not metrics) and record.get("status") == "failed":
+        raise ReproError(f"{file}: the run failed ({record.get('failure') or 'no reason recorded'}); nothing to verify",
+                         fix="fix the failure and re-run; `repro report` shows the run's log and command")
     if not isinstance(metrics, dict) or not metrics:
         raise ReproError(f"{file} has no metrics to verify",
                          fix="verify a finished eval/train run, or `repro import` a file that holds metrics")

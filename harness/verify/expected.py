@@ -24,10 +24,14 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY_METRICS = ("aAcc", "mIoU", "mAcc")
 CLASS_METRICS = ("IoU", "Acc")
@@ -63,9 +67,9 @@ class Statistics:
 class Expected:
     """The loaded tables (pandas DataFrames, sources joined) and tolerances of one `expected/` folder."""
     root: Path
-    summary: "pd.DataFrame"      # noqa: F821
-    per_class: "pd.DataFrame"    # noqa: F821
-    upstream: "pd.DataFrame"     # noqa: F821
+    summary: pd.DataFrame
+    per_class: pd.DataFrame
+    upstream: pd.DataFrame
     tolerances: dict             # tier -> {"description", "metrics": {m: Tolerance}, "per_class": {m: Tolerance}}
     statistics: Statistics | None
 

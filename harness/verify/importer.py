@@ -22,7 +22,7 @@ import json
 import math
 import shlex
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import __version__
@@ -233,7 +233,7 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         artifacts[key] = str(target.relative_to(run_dir))
 
     command = ["repro", "import", str(path), "--reproduction", reproduction, "--protocol", protocol]
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
         "reproduction": reproduction, "protocol": protocol, "kind": "import", "status": "succeeded",
         "imported_kind": source["imported_kind"],

@@ -114,9 +114,7 @@ def _block_after(lines: list[str], start: int) -> list[str]:
         if stripped.startswith(("+", "|")):
             block.append(stripped)
             seen = True
-        elif seen:
-            break
-        elif stripped:
+        elif seen or stripped:
             break
     return block
 

@@ -40,14 +40,16 @@ def test_per_class_rows_are_the_authors_values_in_percent(reference, name):
     metric = json.loads((reference / "eva02" / name).read_text())["metric"]
     reproduction, protocol = FILES[name]
     expected = load_expected()
-    rows = expected.per_class.query("reproduction == @reproduction and protocol == @protocol")
+    table = expected.per_class
+    rows = table[(table["reproduction"] == reproduction) & (table["protocol"] == protocol)]
     assert len(rows) == 300
     for row in rows.rename(columns={"class": "cls"}).itertuples():
         assert row.value == round(metric[f"{row.metric}.{row.cls}"] * 100, 2)
     assert set(rows["source_text"]) == {
         f"../shared/reference/eva02/{name} (baaivision/EVA@5623d08 EVA-02/seg/work_dirs/"
         + rows["source_text"].iloc[0].split("work_dirs/")[1]}
-    summary = expected.summary.query("reproduction == @reproduction and protocol == @protocol").set_index("metric")
+    summary = expected.summary
+    summary = summary[(summary["reproduction"] == reproduction) & (summary["protocol"] == protocol)].set_index("metric")
     for key in ("aAcc", "mIoU", "mAcc"):
         assert summary.loc[key, "value"] == round(metric[key] * 100, 2)
 

@@ -155,3 +155,11 @@ def test_verify_malformed_tolerance_file(make_record, expected_copy, repro):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: tolerances.toml is not valid TOML (")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_failed_run_names_the_failure(make_record, repro):
+    run = make_record(metrics={}, status="failed", failure="torchrun exited 1 (CUDA out of memory)")
+    result = repro("verify", run)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {run / 'result.json'}: the run failed (torchrun exited 1 (CUDA out of "
+                                    "memory)); nothing to verify — fix:")
