@@ -143,17 +143,28 @@ def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> P
     return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name), script_path=script_path)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when we die, so a killed `repro` leaves no orphans."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bool = True) -> int:
     """Run argv, copying its output line by line to log_path (and to our stdout); return its exit code.
 
-    Ctrl-C or SIGTERM here is passed on to the whole process group, so no worker is left behind.
+    The command runs in its own process group; Ctrl-C or SIGTERM here is passed on to that group, and if this
+    process is killed outright the command gets SIGTERM from the kernel, so no worker is left behind.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"$ {shlex.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
         previous = signal.getsignal(signal.SIGTERM)
 
         def _forward(signum, _frame):

@@ -20,7 +20,7 @@ when the processes fail. The flow, once:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import launch as launch_mod
@@ -43,7 +43,7 @@ class RunFailed(ReproError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _parse_cfg_options(options: dict | list | tuple | None) -> dict:
@@ -80,7 +80,7 @@ def _job_name(rep_id: str, kind: str) -> str:
 def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_run: bool, job_fields: dict,
              notes: preflight.Notes, resume_dir: Path | None = None) -> tuple[dict, Path, launch_mod.Plan, str]:
     """Resolve the config, create the run directory, write job.json; return (job, run_dir, plan, config text)."""
-    from harness.engine.entry import build_config    # imports mmcv (and torch); only eval/train get here
+    from harness.engine.entry import build_config  # imports mmcv (and torch); only eval/train get here
 
     job = dict(job_fields, kind=kind, protocol=protocol)
     job["launch"] = launch.record()
@@ -97,7 +97,13 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     else:
         run_dir = None
     job["run_dir"] = str(run_dir) if run_dir else None
-    cfg = build_config(job)                # fails here (one line) when the config does not load
+    try:
+        cfg = build_config(job)
+    except ReproError:
+        raise
+    except Exception as exc:               # a config that does not load is one line, not a traceback
+        raise ReproError(f"config {job['config']} does not load: {type(exc).__name__}: {exc}",
+                         fix="fix the config or the --cfg-options given") from exc
     text = cfg.pretty_text
     if run_dir is None:
         run_dir = paths.new_run_dir(reproduction, protocol if kind == "eval" else "train")
@@ -249,9 +255,9 @@ def _missing_outputs(run_dir: Path, engine: dict) -> list[str]:
     for key in ("eval_json", "config", "log"):
         if not arts.get(key) or not (run_dir / arts[key]).exists():
             missing.append(key)
-    if engine.get("kind") == "train":
-        if not arts.get("checkpoints") or not all((run_dir / c).exists() for c in arts["checkpoints"]):
-            missing.append("checkpoints")
+    checkpoints = arts.get("checkpoints") or []
+    if engine.get("kind") == "train" and (not checkpoints or not all((run_dir / c).exists() for c in checkpoints)):
+        missing.append("checkpoints")
     if not engine.get("metrics") or engine["metrics"].get("mIoU") is None:
         missing.append("metrics")
     return missing
@@ -295,7 +301,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "kind": job.get("kind", "eval"),
         "status": status,
         "failure": failure,
-        "metrics": engine.get("metrics") if status == "succeeded" else engine.get("metrics") or {},
+        "metrics": engine.get("metrics") or {},
         "per_class": engine.get("per_class", {}),
         "checkpoint": checkpoint,
         "dataset": job.get("dataset"),
@@ -319,4 +325,4 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
     return record
 
 
-__all__ = ["evaluate", "train", "finalize", "RunFailed", "latest_train_dir"]
+__all__ = ["RunFailed", "evaluate", "finalize", "latest_train_dir", "train"]

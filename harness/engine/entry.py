@@ -53,7 +53,8 @@ def build_config(job: dict, device: str | None = None):
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = Config.fromfile(job["config"])
-    _set_data_root(cfg.data, job["data_root"])
+    for split in ("train", "val", "test"):
+        _set_data_root(cfg.data.get(split), job["data_root"])
     cfg.model.pretrained = None
     if job.get("run_dir"):
         cfg.work_dir = job["run_dir"]
@@ -73,7 +74,7 @@ def _train_overrides(cfg, job: dict, device: str) -> None:
     if job.get("workers_per_gpu") is not None:
         cfg.data.workers_per_gpu = job["workers_per_gpu"]
     max_iters = int(job["max_iters"]) * k
-    cfg.runner = dict(type="IterBasedRunner", max_iters=max_iters)
+    cfg.runner = {"type": "IterBasedRunner", "max_iters": max_iters}
     if cfg.get("lr_config") and cfg.lr_config.get("warmup_iters"):
         cfg.lr_config.warmup_iters = min(cfg.lr_config.warmup_iters * k, max_iters)
     ckpt = cfg.get("checkpoint_config") or {}
@@ -88,11 +89,11 @@ def _train_overrides(cfg, job: dict, device: str) -> None:
     if k > 1:
         grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
         if device == "cuda":
-            cfg.optimizer_config = dict(type="GradientCumulativeFp16OptimizerHook", cumulative_iters=k,
-                                        loss_scale="dynamic", grad_clip=grad_clip)
+            cfg.optimizer_config = {"type": "GradientCumulativeFp16OptimizerHook", "cumulative_iters": k,
+                                        "loss_scale": "dynamic", "grad_clip": grad_clip}
         else:
-            cfg.optimizer_config = dict(type="GradientCumulativeOptimizerHook", cumulative_iters=k,
-                                        grad_clip=grad_clip)
+            cfg.optimizer_config = {"type": "GradientCumulativeOptimizerHook", "cumulative_iters": k,
+                                        "grad_clip": grad_clip}
     if job.get("pretrained"):
         cfg.model.backbone.pretrained = job["pretrained"]["path"]
     cfg.seed = job.get("seed")
@@ -218,7 +219,7 @@ def _final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) 
     """Evaluate on data.test with our loop; rank 0 writes the eval JSON; return metrics for engine.json."""
     from mmseg.datasets import build_dataloader, build_dataset
 
-    dataset = build_dataset(cfg.data.test, dict(test_mode=True))
+    dataset = build_dataset(cfg.data.test, {"test_mode": True})
     loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=cfg.data.get("workers_per_gpu", 0),
                               num_gpus=1, dist=info["distributed"], shuffle=False,
                               persistent_workers=False)
@@ -227,6 +228,10 @@ def _final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) 
         return {}
     metric = dataset.evaluate(results, metric="mIoU", logger=logger)   # mmseg's tables and rounded values
     eval_json = _write_eval_json(run_dir, job["protocol"], job["config"], metric)
+    if job["kind"] == "eval":   # one TextLoggerHook-style line, so every run directory has a log.json to read
+        with open(run_dir / "eval.log.json", "a") as fh:
+            fh.write(json.dumps({"mode": "val", "epoch": 1, "iter": len(dataset),
+                                 **{k: float(v) for k, v in metric.items()}}) + "\n")
     metrics, per_class = metrics_percent(results, dataset.CLASSES)
     return {"metrics": metrics, "per_class": per_class, "eval_json": eval_json,
             "num_images": len(dataset), "eval_seconds": seconds, "images_per_s": len(dataset) / seconds}
@@ -249,7 +254,7 @@ def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     if info["rank"] != 0:
         return {}
     return {"metrics": out["metrics"], "per_class": out["per_class"],
-            "artifacts": {"eval_json": out["eval_json"]},
+            "artifacts": {"eval_json": out["eval_json"], "log_json": "eval.log.json"},
             "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"]},
             "notes": {"sync_bn_to_bn": reverted, "checkpoint_has_meta": bool(meta)}}
 
@@ -297,8 +302,8 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     if reverted:
         logger.info("SyncBN -> BN (one process, or CPU processes)")
     datasets = [build_dataset(cfg.data.train)]
-    meta_ckpt = dict(mmseg_version=f"{mmseg_version}+{get_git_hash()[:7]}", config=cfg.pretty_text,
-                     CLASSES=datasets[0].CLASSES, PALETTE=datasets[0].PALETTE)
+    meta_ckpt = {"mmseg_version": f"{mmseg_version}+{get_git_hash()[:7]}", "config": cfg.pretty_text,
+                     "CLASSES": datasets[0].CLASSES, "PALETTE": datasets[0].PALETTE}
     cfg.checkpoint_config.meta = meta_ckpt
     model.CLASSES = datasets[0].CLASSES
     meta = dict(seed=seed, exp_name=Path(job["config"]).name, **meta_ckpt)
@@ -308,13 +313,13 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
                               seed=seed, drop_last=True, persistent_workers=workers > 0)
     model = _wrap(model, info, find_unused=cfg.get("find_unused_parameters", False))
     optimizer = build_optimizer(model, cfg.optimizer)    # mmcv's builder: finds EVA2LayerDecayOptimizerConstructor
-    runner = build_runner(cfg.runner, default_args=dict(model=model, batch_processor=None, optimizer=optimizer,
-                                                        work_dir=str(run_dir), logger=logger, meta=meta))
+    runner = build_runner(cfg.runner, default_args={"model": model, "batch_processor": None, "optimizer": optimizer,
+                                                        "work_dir": str(run_dir), "logger": logger, "meta": meta})
     runner.register_training_hooks(cfg.lr_config, cfg.optimizer_config, cfg.checkpoint_config, cfg.log_config,
                                    cfg.get("momentum_config", None))
     runner.timestamp = "train"                           # train.log.json, appended to across --resume
     if cfg.get("evaluation") is not None:
-        val = build_dataset(cfg.data.val, dict(test_mode=True))
+        val = build_dataset(cfg.data.val, {"test_mode": True})
         val_loader = build_dataloader(val, samples_per_gpu=1, workers_per_gpu=workers, num_gpus=1,
                                       dist=info["distributed"], shuffle=False, persistent_workers=False)
         hook = DistEvalHook if info["distributed"] else EvalHook
@@ -384,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     export_local_rank(args.local_rank)
     job = json.loads(args.job.read_text())
     run_dir = Path(job["run_dir"])
-    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
     try:
         from harness.engine import shims
         applied = shims.apply_all()
@@ -411,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             dist.barrier()
             dist.destroy_process_group()
         return 0
-    except BaseException as exc:     # one line for the record, the traceback for the console log
+    except BaseException as exc:  # noqa: BLE001  (one line for the record, the traceback for the console log)
         traceback.print_exc()
         name = "failure.txt" if rank == 0 else f"failure.rank{rank}.txt"
         message = getattr(exc, "one_line", None)

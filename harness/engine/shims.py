@@ -19,6 +19,7 @@ import argparse
 import os
 
 _APPLIED: set[str] = set()
+_ORIGINALS: list[tuple[object, str, object]] = []   # (owner, attribute, original value), in patch order
 
 
 def _once(name: str) -> bool:
@@ -26,6 +27,19 @@ def _once(name: str) -> bool:
         return False
     _APPLIED.add(name)
     return True
+
+
+def _patch(owner, attribute: str, value) -> None:
+    _ORIGINALS.append((owner, attribute, getattr(owner, attribute)))
+    setattr(owner, attribute, value)
+
+
+def revert_all() -> None:
+    """Undo every shim (newest first): the tests use it to run the unpatched engine in the same process."""
+    while _ORIGINALS:
+        owner, attribute, value = _ORIGINALS.pop()
+        setattr(owner, attribute, value)
+    _APPLIED.clear()
 
 
 def scatter_get_stream() -> None:
@@ -48,7 +62,7 @@ def scatter_get_stream() -> None:
         return original(device)
 
     _get_stream.__wrapped__ = original
-    _functions._get_stream = _get_stream
+    _patch(_functions, "_get_stream", _get_stream)
 
 
 def ddp_forward_module() -> None:
@@ -67,7 +81,7 @@ def ddp_forward_module() -> None:
             return self.module(*inputs[0], **kwargs[0])
         return self.module(*inputs, **kwargs)
 
-    MMDistributedDataParallel._run_ddp_forward = _run_ddp_forward
+    _patch(MMDistributedDataParallel, "_run_ddp_forward", _run_ddp_forward)
 
 
 def ddp_cpu_datacontainers() -> None:
@@ -94,7 +108,7 @@ def ddp_cpu_datacontainers() -> None:
         return wrapper
 
     for name in ("_run_ddp_forward", "train_step", "val_step"):
-        setattr(MMDistributedDataParallel, name, unwrap_on_cpu(getattr(MMDistributedDataParallel, name)))
+        _patch(MMDistributedDataParallel, name, unwrap_on_cpu(getattr(MMDistributedDataParallel, name)))
 
 
 def safe_checkpoint_loading() -> None:
@@ -112,6 +126,8 @@ def safe_checkpoint_loading() -> None:
         from harness.engine.checkpoint import safe_load
         return safe_load(os.path.expanduser(filename), map_location=map_location)
 
+    schemes = dict(CheckpointLoader._schemes)
+    _patch(CheckpointLoader, "_schemes", schemes)   # a copy, so revert_all restores mmcv's own table
     CheckpointLoader.register_scheme(prefixes="", force=True)(load_from_local)
 
 
