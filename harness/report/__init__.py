@@ -101,7 +101,7 @@ def _page_name(record: dict, path: Path, taken: set[str]) -> str:
 
 def read_curves(record: dict, run_dir: Path) -> dict | None:
     """Training curves: the record's own `curves` (imports), else its log.json (+ text log for the exact lr)."""
-    if record.get("curves"):
+    if record.get("curves") and record["curves"].get("train"):
         return record["curves"]
     artifacts = record.get("artifacts") or {}
     log_json = artifacts.get("log_json")
@@ -111,7 +111,7 @@ def read_curves(record: dict, run_dir: Path) -> dict | None:
     text = artifacts.get("log")
     train_text = logs.read_text_log(run_dir / text)["train"] if text and (run_dir / text).is_file() else None
     found = logs.curves(train, train_text, val)
-    return found if found["train"] or found["val"] else None
+    return found if found["train"] else None      # an eval run's log.json holds one val line: no curves
 
 
 def per_class_frame(record: dict, expected, tier_checks: list) -> pd.DataFrame:

@@ -158,3 +158,13 @@ def test_report_renders_in_headless_chromium(lowered_run, tmp_path):
     crop = image.crop((int(cbox["x"]), int(cbox["y"]), int(cbox["x"] + cbox["width"]), int(cbox["y"] + cbox["height"])))
     colours = {c for _, c in crop.getcolors(maxcolors=1 << 20)}
     assert (0xc6, 0x28, 0x28) in colours and (0x2e, 0x7d, 0x32) in colours
+
+
+def test_an_eval_runs_single_val_line_draws_no_curves(tmp_path, eva02):
+    from harness.report import read_curves
+
+    run_dir = tmp_path / "eval"
+    run_dir.mkdir()
+    metric = json.loads((eva02 / "eval_eva02_L_sz512_ss.json").read_text())["metric"]
+    (run_dir / "eval.log.json").write_text(json.dumps({"mode": "val", "epoch": 1, "iter": 2000, **metric}) + "\n")
+    assert read_curves({"artifacts": {"log_json": "eval.log.json"}}, run_dir) is None
