@@ -31,7 +31,12 @@ def data_root(dataset: str = "ade20k") -> Path:
     return repro_home() / "data" / dataset / DATASET_FOLDERS.get(dataset, dataset)
 
 
-DATASET_FOLDERS = {"ade20k": "ADEChallengeData2016"}
+DATASET_FOLDERS = {"ade20k": "ADEChallengeData2016", "ade20k-synthetic": "ADEChallengeData2016"}
+
+
+def downloads_dir() -> Path:
+    """Archives being fetched (kept as <name>.part while incomplete, so a later command resumes them)."""
+    return repro_home() / "downloads"
 
 
 def runs_root() -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.errors import ReproError
 from harness.fetch import atomic, layout
 from harness.fetch.hashing import file_hashes
+from harness.paths import downloads_dir
 
 SOURCE = Path(__file__).with_name("ade20k.toml")
 
@@ -30,11 +31,6 @@ def source() -> dict:
 def default_root() -> Path:
     from harness.paths import data_root
     return data_root("ade20k")
-
-
-def downloads_dir() -> Path:
-    from harness.paths import repro_home
-    return repro_home() / "downloads"
 
 
 def _prepare_fix(root: Path, manifest: dict | None = None) -> str:

@@ -161,12 +161,8 @@ def generate(root: Path, num_train: int, num_val: int | None = None, seed: int =
 
 def default_root() -> Path:
     """<REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016, or REPRO_DATA where that is set."""
-    import os
-
-    from harness.paths import data_root, repro_home
-    if os.environ.get("REPRO_DATA"):
-        return data_root("ade20k-synthetic")
-    return repro_home() / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
+    from harness.paths import data_root
+    return data_root("ade20k-synthetic")
 
 
 def generate_cli(root: Path | None, num_train: int, num_val: int | None, seed: int, force: bool) -> str:
