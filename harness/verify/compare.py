@@ -256,7 +256,7 @@ def _obtained_frames(run: Run):
 def _checks_for(run: Run, expected: Expected, skip_metrics: set[str]) -> list[Check]:
     expected.check_reproduction(run.reproduction)
     summary, per_class = _obtained_frames(run)
-    exp_summary = expected.summary.query("reproduction == @run.reproduction and protocol == @run.protocol")
+    exp_summary = expected.summary_rows(run.reproduction, run.protocol)
     if exp_summary.empty:
         protocols = sorted(set(expected.summary.query("reproduction == @run.reproduction")["protocol"]))
         raise ReproError(f"{run.path}: no expected values for {run.reproduction} protocol '{run.protocol}'",

@@ -41,6 +41,19 @@ PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "so
 SOURCE_COLUMNS = ["source", "file", "origin", "note"]
 
 
+BASELINE_SOURCE = "harness-baseline"      # source id of baseline rows written by `repro verify --regen`
+
+
+def registry_baselines() -> set[str]:
+    """Reproductions whose reproduction.toml says `baseline = true` (empty if the registry cannot be read)."""
+    try:
+        from harness.registry import all_reproductions
+
+        return {rid for rid, rep in all_reproductions().items() if rep.baseline}
+    except Exception:  # noqa: BLE001 - expected/ must stay usable while a reproduction folder is half-written
+        return set()
+
+
 def expected_dir() -> Path:
     """REPRO_EXPECTED, or the repository's expected/."""
     return Path(os.environ.get("REPRO_EXPECTED", REPO_ROOT / "expected")).resolve()
@@ -75,7 +88,7 @@ class Expected:
 
     @property
     def reproductions(self) -> list[str]:
-        return sorted(set(self.summary["reproduction"]))
+        return sorted(set(self.summary["reproduction"]) | registry_baselines())
 
     def check_reproduction(self, reproduction: str) -> None:
         known = self.reproductions
@@ -88,7 +101,26 @@ class Expected:
 
     def is_baseline(self, reproduction: str) -> bool:
         rows = self.summary[self.summary["reproduction"] == reproduction]
-        return bool(len(rows)) and bool(rows["baseline"].all())
+        if not len(rows):
+            return reproduction in registry_baselines()
+        return bool(rows["baseline"].all())
+
+    def summary_rows(self, reproduction: str, protocol: str) -> pd.DataFrame:
+        """The expected summary rows of one reproduction + protocol. A baseline reproduction always gets all three
+        metrics: a row that is not there yet comes back with an empty value ("no expected value"), never an error."""
+        import pandas as pd
+
+        table = self.summary
+        rows = table[(table["reproduction"] == reproduction) & (table["protocol"] == protocol)]
+        if not self.is_baseline(reproduction):
+            return rows
+        missing = [m for m in SUMMARY_METRICS if m not in set(rows["metric"])]
+        if not missing:
+            return rows
+        extra = pd.DataFrame([{"reproduction": reproduction, "protocol": protocol, "metric": m, "value": math.nan,
+                               "baseline": True, "source": BASELINE_SOURCE,
+                               "source_text": f"{self.root / 'summary.csv'} has no row yet"} for m in missing])
+        return pd.concat([rows, extra], ignore_index=True) if len(rows) else extra
 
     def tolerance(self, tier: str, group: str, metric: str) -> Tolerance | None:
         return self.tolerances[tier][group].get(metric)

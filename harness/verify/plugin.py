@@ -17,7 +17,7 @@ import pytest
 
 from harness.errors import ReproError
 from harness.verify.compare import UPDATE_HINT, Check, Verdict, preflight, verify_runs
-from harness.verify.expected import SUMMARY_COLUMNS, load_expected
+from harness.verify.expected import BASELINE_SOURCE, SUMMARY_COLUMNS, load_expected
 
 
 class CheckFailed(Exception):
@@ -122,6 +122,11 @@ def regenerate_baselines(verdict: Verdict, expected_root: Path | None = None) ->
             continue
         mask = ((table["reproduction"] == check.reproduction) & (table["protocol"] == check.protocol)
                 & (table["metric"] == check.metric))
+        if not mask.any():    # a baseline row that was not there yet
+            table = pd.concat([table, pd.DataFrame([{
+                "reproduction": check.reproduction, "protocol": check.protocol, "metric": check.metric, "value": "",
+                "baseline": "true", "source": BASELINE_SOURCE}])], ignore_index=True)
+            mask = table.index == len(table) - 1
         table.loc[mask, "value"] = f"{check.obtained:.2f}"
         check.status = "regenerated"
         check.detail = f"baseline written to {path}"

@@ -163,3 +163,18 @@ def test_verify_failed_run_names_the_failure(make_record, repro):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {run / 'result.json'}: the run failed (torchrun exited 1 (CUDA out of "
                                     "memory)); nothing to verify — fix:")
+
+
+def test_a_missing_baseline_row_is_no_expected_value_and_regen_adds_it(make_record, expected_copy, repro):
+    summary = expected_copy / "summary.csv"
+    summary.write_text("".join(line for line in summary.read_text().splitlines(keepends=True)
+                               if not line.startswith("eva02_demo,ms,mAcc")))
+    run = make_record(reproduction="eva02_demo", protocol="ms", metrics={"aAcc": 40.0, "mIoU": 10.0, "mAcc": 15.0},
+                      per_class={})
+    first = repro("verify", run, "--expected", expected_copy)
+    assert first.exit_code == 1
+    assert (f"eva02_demo ms mAcc: obtained 15.00, no expected value yet (harness baseline not measured) — source: "
+            f"{expected_copy / 'summary.csv'} has no row yet") in first.output
+    assert repro("verify", run, "--expected", expected_copy, "--regen").exit_code == 1
+    assert "eva02_demo,ms,mAcc,15.00,true,harness-baseline" in summary.read_text()
+    assert repro("verify", run, "--expected", expected_copy).exit_code == 0
