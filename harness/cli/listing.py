@@ -28,6 +28,6 @@ def list_cmd(as_json: bool) -> None:
         click.echo(f"{row['id']:<16} {row['model']}  [{row['dataset']}]")
         for protocol, metrics in row["published"].items():
             label = "baseline" if row["baseline"] else "published"
-            numbers = "  ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+            numbers = "  ".join(f"{k} {'—' if v is None else f'{v:.2f}'}" for k, v in metrics.items())
             click.echo(f"  {protocol:<3} {label}: {numbers}")
         click.echo(f"  weights: {row['weights']}   dataset: {row['dataset_state']}")
