@@ -332,8 +332,14 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
         ckpt = find_resume_checkpoint(run_dir)
         if ckpt is None:
             raise RuntimeError(f"--resume: no complete iter_*.pth in {run_dir}")
-        runner.resume(str(ckpt))
+        # mmcv's default map_location calls torch.cuda.current_device(), which fails on a CPU-only machine
+        runner.resume(str(ckpt), map_location="default" if info["device"] == "cuda" else "cpu")
         resumed_from = ckpt.name
+        # mmcv's CheckpointHook saves iter_N.pth after N iterations but stores meta iter N-1, so a stock resume
+        # repeats iteration N (one optimizer step too many); continue at N + 1 instead
+        done = int(ckpt.stem.split("_")[-1])
+        if runner.iter == done - 1:
+            runner._iter = runner._inner_iter = done
         logger.info(f"resumed from {ckpt} at iteration {runner.iter}")
     start = time.perf_counter()
     start_iter = runner.iter
