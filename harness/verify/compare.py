@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
-from harness.verify.expected import TIERS, Expected, load_expected
+from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
 
 FAILING = ("fail", "missing", "not-finite", "no-expected", "regenerated")
 UPDATE_HINT = ("To update expected values: published rows change only with a new source (edit expected/summary.csv "
@@ -218,7 +218,12 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
         raise ReproError(f"{file} has no metrics to verify",
                          fix="verify a finished eval/train run, or `repro import` a file that holds metrics")
     if tier is None or tier == "auto":
-        tier = "retrain" if record.get("kind") == "train" or record.get("imported_kind") == "train" else "released"
+        if record.get("reproduction") in registry_baselines():
+            tier = "baseline"
+        elif record.get("kind") == "train" or record.get("imported_kind") == "train":
+            tier = "retrain"
+        else:
+            tier = "released"
     if tier not in TIERS:
         raise ReproError(f"unknown tier '{tier}'", fix=f"use one of: {', '.join(TIERS)}")
     return Run(file.resolve(), record, tier)

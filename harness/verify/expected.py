@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 SUMMARY_METRICS = ("aAcc", "mIoU", "mAcc")
 CLASS_METRICS = ("IoU", "Acc")
-TIERS = ("released", "retrain")
+TIERS = ("released", "retrain", "baseline")
 SUMMARY_COLUMNS = ["reproduction", "protocol", "metric", "value", "baseline", "source"]
 PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "source"]
 SOURCE_COLUMNS = ["source", "file", "origin", "note"]
