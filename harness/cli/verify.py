@@ -8,7 +8,7 @@ import click
 
 from harness.cli import cli
 
-TIER = click.Choice(["auto", "released", "retrain"])
+TIER = click.Choice(["auto", "released", "retrain", "baseline"])
 
 
 @cli.command("verify", epilog="""\b
@@ -20,7 +20,8 @@ Examples:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tier", type=TIER, default="auto",
               help="released: the published checkpoints, tight tolerances; retrain: a new training run, a band "
-                   "per run and a one-sided t-test over several seeds; auto: retrain for training runs")
+                   "per run and a one-sided t-test over several seeds; baseline: the harness's own baselines (the demo); "
+                   "auto: baseline for baseline reproductions, retrain for training runs, else released")
 @click.option("--junitxml", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write a JUnit XML report here")
 @click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,
