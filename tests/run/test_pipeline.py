@@ -26,10 +26,11 @@ REPRO = str(Path(sys.executable).parent / "repro")
 
 @pytest.fixture(scope="module")
 def trained(synthetic_root, tmp_path_factory):
-    """A 6-step demo training run (checkpoints every 3 steps, evaluation every 3): its result record."""
+    """A 4-step demo training run, 2 images x accumulate 2 = the published batch of 4 (so 8 runner iterations),
+    checkpoints every 2 steps, evaluation every 4: its result record."""
     work = tmp_path_factory.mktemp("train") / "run"
-    return train(DEMO, max_iters=6, checkpoint_interval=3, eval_interval=3, data_root=synthetic_root,
-                 work_dir=work, cfg_options=FAST, echo=False)
+    return train(DEMO, max_iters=4, samples_per_gpu=2, accumulate=2, checkpoint_interval=2, eval_interval=4,
+                 data_root=synthetic_root, work_dir=work, cfg_options=FAST, echo=False)
 
 
 def _files(run_dir: Path, record: dict) -> dict:
@@ -43,15 +44,19 @@ def test_train_writes_checkpoints_logs_and_a_record(trained):
     assert trained["status"] == "succeeded"
     rec = read_result(run_dir)
     assert rec["status"] == "succeeded" and rec["kind"] == "train" and rec["protocol"] == "ss"
-    assert rec["artifacts"]["checkpoints"] == ["iter_3.pth", "iter_6.pth"]
-    assert rec["artifacts"]["best_checkpoint"].startswith("best_mIoU_iter_")
+    assert rec["artifacts"]["checkpoints"] == ["iter_4.pth", "iter_8.pth"]   # runner iterations = micro-batches
+    assert rec["artifacts"]["best_checkpoint"] == "best_mIoU_iter_8.pth"
     for path in _files(run_dir, rec).values():
         assert path.exists(), path
     assert 0 <= rec["metrics"]["mIoU"] <= 100 and len(rec["per_class"]) == 150
     assert rec["seed"] == 0 and rec["launch"]["world_size"] == 1 and rec["launch"]["total_batch"] == 4
-    assert rec["training"]["iterations"] == 6 and rec["training"]["sync_bn_to_bn"] is True
+    assert rec["launch"]["samples_per_gpu"] == 2 and rec["launch"]["accumulate"] == 2
+    assert rec["training"]["iterations"] == 8 and rec["training"]["optimizer_steps"] == 4
+    assert rec["training"]["sync_bn_to_bn"] is True
+    config = (run_dir / "config.py").read_text()
+    assert "GradientCumulativeOptimizerHook" in config and "cumulative_iters=2" in config
     assert rec["environment"]["mmcv"] == "1.7.2" and rec["environment"]["packages"]
-    assert rec["checkpoint"]["sha256"] and rec["checkpoint"]["path"].endswith("iter_6.pth")
+    assert rec["checkpoint"]["sha256"] and rec["checkpoint"]["path"].endswith("iter_8.pth")
     lines = [json.loads(ln) for ln in (run_dir / "train.log.json").read_text().splitlines()]
     train_lines = [ln for ln in lines if ln.get("mode") == "train"]
     assert train_lines and all("loss" in ln and "lr" in ln for ln in train_lines)
@@ -81,30 +86,49 @@ def test_eval_one_process_and_torchrun_two_cpu_processes_agree(trained, syntheti
     assert "backend gloo" in log and "ddp_forward_module" in log
 
 
+def _engine_processes(work: Path) -> list[int]:
+    """Live processes whose command line names this run's job file."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(work / "job.json").encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 @pytest.mark.slow
 def test_train_resumes_after_sigkill(synthetic_root, tmp_path):
     work = tmp_path / "run"
-    argv = [REPRO, "train", DEMO, "--max-iters", "12", "--checkpoint-interval", "4", "--eval-interval", "1000",
-            "--data-root", str(synthetic_root), "--work-dir", str(work), "--cfg-options", FAST[0]]
+    # two CPU processes (torchrun, gloo) x 2 images: distributed training, killed, resumed
+    launch = ["--launcher", "torchrun", "--gpus", "2", "--samples-per-gpu", "2"]
+    argv = [REPRO, "train", DEMO, "--max-iters", "8", "--checkpoint-interval", "2", "--eval-interval", "1000",
+            *launch, "--data-root", str(synthetic_root), "--work-dir", str(work), "--cfg-options", FAST[0]]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     while not (work / "iter_4.pth").exists():
         assert proc.poll() is None, "training ended before it could be killed"
         assert time.monotonic() < deadline, "no checkpoint after 240 s"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)        # repro and everything it started, no chance to clean up
+    os.killpg(proc.pid, signal.SIGKILL)        # repro itself, no chance to clean up; its workers get SIGTERM
     proc.wait()
-    time.sleep(2)
+    deadline = time.monotonic() + 30
+    while _engine_processes(work) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _engine_processes(work), "engine processes outlived the killed repro"
     assert not (work / "result.json").exists()   # nothing there looks successful
     done = sorted(int(p.stem.split("_")[1]) for p in work.glob("iter_*.pth"))
-    assert done and max(done) < 12
+    assert done and max(done) < 8
 
-    rec = train(DEMO, max_iters=12, checkpoint_interval=4, eval_interval=1000, resume=True, data_root=synthetic_root,
-                work_dir=work, cfg_options=FAST, echo=False)
+    rec = train(DEMO, max_iters=8, checkpoint_interval=2, eval_interval=1000, resume=True, data_root=synthetic_root,
+                samples_per_gpu=2, launch=LaunchOptions("torchrun", gpus=2), work_dir=work, cfg_options=FAST,
+                echo=False)
     assert rec["status"] == "succeeded" and rec["training"]["resumed"] is True
+    assert rec["launch"]["world_size"] == 2 and rec["batch"]["total_batch"] == 4
     resumed_from = rec["training"]["resumed_from"]
     assert resumed_from in {f"iter_{n}.pth" for n in done}
-    assert rec["training"]["iterations"] == 12
+    assert rec["training"]["iterations"] == 8
     log = (work / "train.log").read_text()
     assert f"resumed from {work / resumed_from}" in log
     # the resumed run appends to train.log.json: a second meta line, then iterations after the checkpoint
@@ -112,7 +136,7 @@ def test_train_resumes_after_sigkill(synthetic_root, tmp_path):
     metas = [i for i, ln in enumerate(lines) if "exp_name" in ln]
     assert len(metas) == 2
     after = [ln["iter"] for ln in lines[metas[1]:] if ln.get("mode") == "train"]
-    assert after[0] == int(resumed_from[5:-4]) + 1 and after[-1] == 12
+    assert after[0] == int(resumed_from[5:-4]) + 1 and after[-1] == 8
 
 
 def test_dry_run_torchrun_two_nodes(repro, tmp_path):
