@@ -17,7 +17,7 @@ pytest.importorskip("mmseg.apis")
 
 from harness.launch import LaunchOptions
 from harness.record import read_result
-from harness.runs import RunFailed, evaluate, train
+from harness.runs import evaluate, train
 
 DEMO = "eva02_demo"
 FAST = ["data.workers_per_gpu=1"]
@@ -190,14 +190,31 @@ def test_a_checkpoint_of_another_model_is_a_failed_record(repro, synthetic_root,
     assert rec["checkpoint"]["path"] == str(ckpt)
 
 
-def test_a_failed_api_call_raises_with_the_record(synthetic_root, tmp_path):
-    """Exit code 0 is not enough: a run whose outputs are missing is failed (here: the engine is told to skip)."""
-    from harness.runs import finalize
+@pytest.mark.parametrize("rc, reason", [(0, "processes exited 0 but expected outputs are missing: eval_json, config, log, metrics"),
+                                        (137, "processes exited with code 137: RuntimeError: boom")])
+def test_finalize_as_the_sbatch_script_calls_it(tmp_path, rc, reason):
+    """Exit code 0 is not enough: a run whose outputs are missing is failed; a non-zero exit names the error."""
     work = tmp_path / "run"
     work.mkdir()
     (work / "job.json").write_text(json.dumps({"kind": "eval", "reproduction": DEMO, "protocol": "ss",
-                                               "launch": {"launcher": "none", "world_size": 1}}))
-    rec = finalize(work, 0)
-    assert rec["status"] == "failed" and "expected outputs are missing" in rec["failure"]
-    assert read_result(work)["status"] == "failed"
-    assert issubclass(RunFailed, Exception)
+                                               "launch": {"launcher": "slurm", "world_size": 16}}))
+    (work / "console.log").write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
+    out = subprocess.run([sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(work), "--rc", str(rc)],
+                         check=False, capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout.startswith("failed: ")
+    rec = read_result(work)
+    assert rec["status"] == "failed" and rec["failure"] == reason and rec["launch"]["world_size"] == 16
+    assert rec["environment"]["python"] == sys.version.split()[0]
+
+
+def test_dry_run_train_with_accumulation(repro, tmp_path):
+    """4 GPUs x 2 images x accumulate 2 = the published 16; runner iterations count micro-batches."""
+    result = repro("train", "eva02_L_sz512", "--launcher", "torchrun", "--gpus", "4", "--accumulate", "2",
+                   "--work-dir", tmp_path / "w", "--dry-run")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "runner = dict(type='IterBasedRunner', max_iters=160000)" in text
+    assert "cumulative_iters=2" in text and "warmup_iters=3000" in text
+    assert "checkpoint_config = dict(" in text and "interval=2000" in text
+    assert any("repro download eva02_L_sz512" in ln for ln in text.splitlines() if ln.startswith("# note:"))
+    assert not (tmp_path / "w").exists()
