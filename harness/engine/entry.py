@@ -131,7 +131,9 @@ def _wrap(model, info: dict, find_unused: bool = False):
 
     if info["distributed"]:
         if info["device"] == "cuda":
-            return MMDistributedDataParallel(model.cuda(), device_ids=[info["local_rank"]], broadcast_buffers=False,
+            import torch
+            device = torch.cuda.current_device()          # set from LOCAL_RANK by init_distributed
+            return MMDistributedDataParallel(model.cuda(), device_ids=[device], broadcast_buffers=False,
                                              find_unused_parameters=find_unused)
         return MMDistributedDataParallel(model, device_ids=None, broadcast_buffers=False,
                                          find_unused_parameters=find_unused)
@@ -291,7 +293,10 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     from mmseg.core import DistEvalHook, EvalHook
     from mmseg.datasets import build_dataloader, build_dataset
     from mmseg.models import build_segmentor
-
+    from mmseg.utils import setup_multi_processes
+    setup_multi_processes(cfg)          # as tools/train.py: fork start method, OMP/OpenCV threads in workers
+    if cfg.get("cudnn_benchmark", False) and not job.get("deterministic"):
+        torch.backends.cudnn.benchmark = True
     seed = job.get("seed")
     if seed is not None:
         set_random_seed(seed, deterministic=bool(job.get("deterministic")))
