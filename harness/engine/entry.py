@@ -329,8 +329,8 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
                                       dist=info["distributed"], shuffle=False, persistent_workers=False)
         hook = DistEvalHook if info["distributed"] else EvalHook
         eval_cfg = dict(cfg.evaluation)
-        if info["distributed"] and info["device"] != "cuda":
-            eval_cfg.setdefault("gpu_collect", False)
+        if info["distributed"]:   # NCCL gathers results without a shared filesystem between nodes
+            eval_cfg.setdefault("gpu_collect", info["device"] == "cuda")
         runner.register_hook(hook(val_loader, **eval_cfg), priority="LOW")
     resumed_from = None
     if job.get("resume"):
