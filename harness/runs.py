@@ -92,8 +92,6 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     elif work_dir:
         run_dir = Path(work_dir).expanduser().resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / RESULT_FILE).exists() and not resume_dir:
-            (run_dir / RESULT_FILE).unlink()     # a re-run in the same folder replaces the old record
     else:
         run_dir = None
     job["run_dir"] = str(run_dir) if run_dir else None
@@ -108,6 +106,9 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     if run_dir is None:
         run_dir = paths.new_run_dir(reproduction, protocol if kind == "eval" else "train")
         job["run_dir"] = str(run_dir)
+    if not dry_run:   # outputs of an earlier run in this folder must not be mistaken for this run's
+        for stale in [RESULT_FILE, ENGINE_FILE, *(f.name for f in run_dir.glob("failure*.txt"))]:
+            (run_dir / stale).unlink(missing_ok=True)
     job_path = run_dir / launch_mod.JOB_FILE
     p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind))
     job["launch"]["command"] = p.command
