@@ -216,7 +216,7 @@ class EVA2(BaseModule):
         head_dim = embed_dim // num_heads
         self.rope = VisionRotaryEmbeddingFast(dim=head_dim // 2, pt_seq_len=pt_hw_seq_len,
                                               ft_seq_len=img_size // patch_size)
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth, device="cpu")]
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i], rope=self.rope)
             for i in range(depth)])
