@@ -54,7 +54,9 @@ def check_checkpoint_file(path: Path, what: str = "checkpoint") -> None:
 
 def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes) -> dict | None:
     """{"path", "sha256", "source"} of the checkpoint to evaluate: --checkpoint, else the verified download."""
-    if checkpoint is not None:
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        path, source = checkpoint_of_train_run(Path(checkpoint))
+    elif checkpoint is not None:
         path = Path(checkpoint).expanduser().resolve()
         source = "local file (--checkpoint)"
     elif rep.weights is None:
@@ -74,6 +76,19 @@ def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes)
         notes.fail(exc)
         return {"path": str(path), "sha256": None, "source": source}
     return {"path": str(path), "sha256": file_sha256(path), "source": source}
+
+
+def checkpoint_of_train_run(run_dir: Path) -> tuple[Path, str]:
+    """`--checkpoint <train run directory>`: its best checkpoint (else its final one), from its result.json."""
+    from harness.record import read_result
+    run_dir = run_dir.expanduser().resolve()
+    record = read_result(run_dir)
+    arts = record.get("artifacts", {})
+    name = arts.get("best_checkpoint") or arts.get("final_checkpoint")
+    if record.get("kind") != "train" or not name:
+        raise ReproError(f"{run_dir} is not a finished training run with a checkpoint",
+                         fix="pass a checkpoint file, or the run directory of a succeeded `repro train`")
+    return run_dir / name, f"train run {run_dir} ({name})"
 
 
 def resolve_pretrained(rep: Reproduction, pretrained: Path | None, notes: Notes) -> dict | None:

@@ -69,8 +69,9 @@ def _summary(record: dict) -> None:
 @click.argument("reproduction")
 @click.option("--protocol", type=click.Choice(["ss", "ms"]), default="ss",
               help="ss: single scale; ms: six scales + flip (where the reproduction has it)")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="checkpoint to evaluate [default: the reproduction's released weights, verified]")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="checkpoint file, or a `repro train` run directory (its best checkpoint) "
+                   "[default: the reproduction's released weights, verified]")
 @launch_options
 def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cfg_options, dry_run):
     """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
@@ -80,7 +81,7 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cf
       repro eval eva02_L_sz512
       repro eval eva02_L_sz512 --protocol ms --launcher torchrun --gpus 8
       repro eval eva02_L_sz512 --launcher torchrun --gpus 8 --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --dry-run
-      repro eval eva02_demo --checkpoint runs/eva02_demo/train/<ts>/iter_300.pth --launcher slurm --partition gpu
+      repro eval eva02_demo --checkpoint runs/eva02_demo/train/<timestamp> --launcher slurm --partition gpu
     """
     from harness.runs import evaluate
     _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,

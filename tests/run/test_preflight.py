@@ -85,3 +85,20 @@ def test_batch_mismatch_allowed_is_recorded_and_warned(caplog):
 def test_train_refuses_a_batch_mismatch_before_anything_runs(repro, synthetic_root):
     result = repro("train", "eva02_L_sz512", "--launcher", "torchrun", "--gpus", "4", "--data-root", synthetic_root)
     assert_one_line_failure(result, "differs from the published 16", "--accumulate 2", "--allow-batch-mismatch")
+
+
+def test_checkpoint_may_be_a_train_run_directory(tmp_path):
+    import torch
+
+    from harness.preflight import Notes, resolve_checkpoint
+    from harness.record import write_result
+    run = tmp_path / "train"
+    run.mkdir()
+    torch.save({"state_dict": {}}, run / "best_mIoU_iter_8.pth")
+    write_result(run, {"reproduction": "eva02_demo", "protocol": "ss", "kind": "train", "status": "succeeded",
+                       "artifacts": {"best_checkpoint": "best_mIoU_iter_8.pth", "final_checkpoint": "iter_8.pth"}})
+    ckpt = resolve_checkpoint(get("eva02_demo"), run, Notes())
+    assert ckpt["path"] == str(run / "best_mIoU_iter_8.pth") and len(ckpt["sha256"]) == 64
+    assert ckpt["source"] == f"train run {run} (best_mIoU_iter_8.pth)"
+    with pytest.raises(ReproError, match="no result record"):
+        resolve_checkpoint(get("eva02_demo"), tmp_path, Notes())
