@@ -108,16 +108,22 @@ def _load_matching(model: torch.nn.Module, state_dict: dict, report: LoadReport)
 
 def load_pretrained(backbone: torch.nn.Module, filename, logger: logging.Logger | None = None) -> LoadReport:
     """Load an EVA-02 MIM checkpoint into an EVA2 backbone (fp16 -> fp32, pos_embed resized); log and return
-    the report. Raises ReproError when keys outside the known sets differ (a wrong or truncated file)."""
+    the report. Raises ReproError when a backbone weight other than fpn1/fpn2 is missing or has another shape
+    (a wrong or truncated file); unknown extra keys are ignored, as the authors' loader does, and named in the log."""
     from harness.engine.eva2 import PRETRAINED_FRESH, PRETRAINED_UNUSED, checkpoint_filter_fn, is_rope_buffer
     logger = logger or logging.getLogger('mmseg')
     state_dict = checkpoint_filter_fn(safe_load(filename, map_location='cpu'), backbone)
     report = compare(backbone, state_dict)
     if report.text():
         logger.warning(report.text())
-    surprises = [k for k in report.unexpected if not any(k.startswith(p) for p in PRETRAINED_UNUSED)]
-    surprises += [f'{k} (missing)' for k in report.missing
-                  if not k.startswith(PRETRAINED_FRESH) and not is_rope_buffer(k)]
+    # the authors' loader ignores keys it cannot use: do the same, but name any beyond the known MIM-only ones
+    unknown = [k for k in report.unexpected if not k.startswith(tuple(PRETRAINED_UNUSED))]
+    if unknown:
+        logger.warning(f'{filename}: keys not used by EVA2 beyond the known MIM-only ones '
+                       f'({", ".join(PRETRAINED_UNUSED)}): {", ".join(unknown)}')
+    # a backbone weight the file does not provide would silently stay random: that is an error
+    surprises = [f'{k} (missing)' for k in report.missing
+                 if not k.startswith(PRETRAINED_FRESH) and not is_rope_buffer(k)]
     surprises += [f'{k} (shape {tuple(a)} vs {tuple(b)})' for k, a, b in report.size_mismatch if not is_rope_buffer(k)]
     if surprises:
         raise ReproError(f'{filename} does not fit the EVA2 backbone as an EVA-02 MIM checkpoint: '

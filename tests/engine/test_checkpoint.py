@@ -81,14 +81,19 @@ def test_pretrained_other_wrappers_and_init_weights(tmp_path, wrapper):
     assert torch.equal(model.blocks[1].attn.k_proj.weight, loaded)
 
 
-def test_pretrained_with_unknown_keys_is_an_error(tmp_path):
+def test_pretrained_missing_weights_are_an_error_unknown_extras_are_named(tmp_path, caplog):
     from harness.engine.eva2 import EVA2
     small = dict(img_size=64, embed_dim=64, depth=2, num_heads=1, out_indices=[0, 1, 1, 1])
     ckpt = fake_mim_checkpoint(EVA2(**small))
-    del ckpt['module']['blocks.1.mlp.w1.weight']
     ckpt['module']['head.weight'] = torch.zeros(3)
+    torch.save(ckpt, tmp_path / 'extra.pt')
+    with caplog.at_level(logging.WARNING, logger='mmseg'):
+        EVA2(pretrained=str(tmp_path / 'extra.pt'), **small)
+    assert 'beyond the known MIM-only ones' in caplog.text and 'head.weight' in caplog.text
+    del ckpt['module']['blocks.1.mlp.w1.weight']
+    ckpt['module']['blocks.0.mlp.w3.bias'] = torch.zeros(7).half()
     torch.save(ckpt, tmp_path / 'pt.pt')
-    with pytest.raises(ReproError, match=r'head\.weight.*blocks\.1\.mlp\.w1\.weight \(missing\)'):
+    with pytest.raises(ReproError, match=r'blocks\.1\.mlp\.w1\.weight \(missing\), blocks\.0\.mlp\.w3\.bias \(shape'):
         EVA2(pretrained=str(tmp_path / 'pt.pt'), **small)
 
 
