@@ -133,6 +133,11 @@ def load_pretrained(backbone: torch.nn.Module, filename, logger: logging.Logger 
     return report
 
 
+def _listing(keys: list, limit: int = 12) -> str:
+    more = f' (and {len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
 def load_seg_checkpoint(model: torch.nn.Module, filename, map_location='cpu') -> dict:
     """Load a segmentation checkpoint strictly (rope tables excepted, they are recomputed); return its `meta`
     (empty dict when the file has none). Sets model.CLASSES / PALETTE from meta when present."""
@@ -144,7 +149,7 @@ def load_seg_checkpoint(model: torch.nn.Module, filename, map_location='cpu') ->
     unexpected = [k for k in report.unexpected if not is_rope_buffer(k)]
     mismatched = [f'{k} {tuple(a)} vs model {tuple(b)}' for k, a, b in report.size_mismatch if not is_rope_buffer(k)]
     if missing or unexpected or mismatched:
-        parts = [f'{name}: {", ".join(keys)}' for name, keys in
+        parts = [f'{name}: {_listing(keys)}' for name, keys in
                  (('missing', missing), ('unexpected', unexpected), ('shape mismatch', mismatched)) if keys]
         raise ReproError(f'{filename} does not match the model built from the config; ' + '; '.join(parts),
                          fix='use the checkpoint released for this reproduction (see its reproduction.toml), '
