@@ -219,7 +219,7 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
               "max_iters": max_iters or rep.training.max_iters, "accumulate": accumulate, "batch": batch,
               "resume": bool(resume), "checkpoint_interval": checkpoint_interval, "eval_interval": eval_interval}
     if resume_dir is not None:
-        previous = json.loads((resume_dir / launch_mod.JOB_FILE).read_text())
+        previous = _read_json(resume_dir / launch_mod.JOB_FILE) or {}
         fields["first_started"] = previous.get("first_started", previous.get("started"))
     job, run_dir, p, text = _prepare("train", rep.id, "ss", work_dir, launch, dry_run, fields, notes, resume_dir)
     if dry_run:
