@@ -24,8 +24,8 @@ DEMO = "eva02_demo"
 @dataclass
 class DemoSettings:
     work_dir: Path
-    train_images: int = 160
-    val_images: int = 40
+    train_images: int = 400
+    val_images: int = 50
     max_iters: int | None = None          # None: the reproduction's own (reproduction.toml)
     seed: int = 0
     ms_launcher_gpus: int = 2             # multi-scale eval runs under torchrun with this many CPU processes

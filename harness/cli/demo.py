@@ -11,14 +11,14 @@ from harness.cli import cli
 
 @cli.command("demo", epilog="""\b
 Examples:
-  repro demo                                   # ~5-10 minutes on 2 CPU cores
+  repro demo                                   # about 5 minutes on 2 CPU cores
   repro demo --work-dir /tmp/demo
   repro demo --train-images 32 --val-images 8 --max-iters 40   # a quick smoke run (its verdict will not match the baseline)
 """)
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the demo's data, runs and reports go  [default: <REPRO_RUNS>/demo, i.e. ./runs/demo]")
-@click.option("--train-images", type=int, default=160, help="synthetic training images")
-@click.option("--val-images", type=int, default=40, help="synthetic validation images")
+@click.option("--train-images", type=int, default=400, help="synthetic training images")
+@click.option("--val-images", type=int, default=50, help="synthetic validation images")
 @click.option("--max-iters", type=int, default=None, help="training iterations  [default: reproduction.toml's]")
 @click.option("--seed", type=int, default=0, help="seed of the data and of training")
 @click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,
