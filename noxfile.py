@@ -95,7 +95,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests, tools and noxfile."""
-    session.install("ruff")
+    session.install("ruff==0.17.6")
     session.run("ruff", "check", "harness", "tests", "tools", "benchmarks", "noxfile.py")
 
 

@@ -11,9 +11,9 @@ never breaks this one; the dataset is reused only when its manifest says it is i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness import paths
 from harness.errors import ReproError

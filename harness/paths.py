@@ -7,7 +7,7 @@ REPRO_RUNS the root of run directories (default ./runs).
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def runs_root() -> Path:
 def new_run_dir(reproduction: str, kind: str, root: Path | None = None) -> Path:
     """runs/<reproduction>/<protocol or train>/<UTC timestamp>/, created empty; never reuses a directory."""
     parent = (root or runs_root()) / reproduction / kind
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1000):
         candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
         try:

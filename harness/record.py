@@ -71,7 +71,7 @@ def read_result(path: Path) -> dict:
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ReproError(f"{path} is not valid JSON ({exc})", fix="re-run the command that writes it, or `repro import` the source file")
+        raise ReproError(f"{path} is not valid JSON ({exc})", fix="re-run the command that writes it, or `repro import` the source file") from exc
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         raise ReproError(f"{path} is not a {SCHEMA} record", fix="produce it with `repro eval`, `repro train` or `repro import`")
     record["_path"] = str(path)

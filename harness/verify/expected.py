@@ -134,7 +134,7 @@ def _read_csv(path: Path, columns: list[str]):
     try:
         frame = pd.read_csv(path, keep_default_na=False, na_values={"value": [""]}, dtype={"baseline": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ReproError(f"{path} is not a readable CSV table ({exc})", fix="compare it with `git diff expected/`")
+        raise ReproError(f"{path} is not a readable CSV table ({exc})", fix="compare it with `git diff expected/`") from exc
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ReproError(f"{path} lacks the column(s) {', '.join(missing)}", fix=f"its header must be {','.join(columns)}")
@@ -174,7 +174,7 @@ def _statistics(path: Path, data: dict | None) -> Statistics | None:
     try:
         alpha, min_runs, olympic = float(data["alpha"]), int(data["min_runs"]), int(data["olympic_min_runs"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ReproError(f"{path.name} [retrain.statistics] needs alpha, min_runs, olympic_min_runs ({exc})", fix=fix)
+        raise ReproError(f"{path.name} [retrain.statistics] needs alpha, min_runs, olympic_min_runs ({exc})", fix=fix) from exc
     if not 0 < alpha < 1 or min_runs < 2:
         raise ReproError(f"{path.name} [retrain.statistics] needs 0 < alpha < 1 and min_runs >= 2", fix=fix)
     reference = {}
@@ -197,11 +197,11 @@ def load_tolerances(path: Path) -> tuple[dict, Statistics | None]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ReproError(f"cannot read tolerance file {path} ({exc.strerror})", fix="restore expected/tolerances.toml")
+        raise ReproError(f"cannot read tolerance file {path} ({exc.strerror})", fix="restore expected/tolerances.toml") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ReproError(f"{path.name} is not valid TOML ({exc})", fix="fix its syntax; compare with `git diff expected/`")
+        raise ReproError(f"{path.name} is not valid TOML ({exc})", fix="fix its syntax; compare with `git diff expected/`") from exc
     tiers = {}
     for tier in TIERS:
         if tier not in data:

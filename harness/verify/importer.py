@@ -57,7 +57,7 @@ def _sniff(path: Path) -> tuple[str, object]:
                 json.loads(first)
             except json.JSONDecodeError as exc:
                 raise ReproError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
-                                 fix="pass the file mmseg wrote, unchanged")
+                                 fix="pass the file mmseg wrote, unchanged") from exc
             return "log_json", None
         if not isinstance(data, dict):
             raise ReproError(f"{path} is JSON but not an object", fix="pass mmseg's eval JSON {\"config\", \"metric\"}")

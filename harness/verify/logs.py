@@ -40,7 +40,7 @@ def read_log_json(path: Path) -> tuple[dict, list[dict], list[dict]]:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
             from harness.errors import ReproError
-            raise ReproError(f"{path}: line {number} is not JSON ({exc.msg})", fix="pass an mmcv *.log.json unchanged")
+            raise ReproError(f"{path}: line {number} is not JSON ({exc.msg})", fix="pass an mmcv *.log.json unchanged") from exc
         mode = entry.get("mode")
         if mode == "train":
             last_iter = entry.get("iter")

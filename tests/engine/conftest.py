@@ -28,8 +28,8 @@ def load_config(path):
 def build_model(cfg, device=None):
     """The segmentor as a single-process run builds it: SyncBN reverted to BN."""
     import torch
-    from mmseg.models import build_segmentor
     from mmcv.cnn.utils import revert_sync_batchnorm
+    from mmseg.models import build_segmentor
     if device == 'meta':
         with torch.device('meta'):
             return build_segmentor(cfg.model)

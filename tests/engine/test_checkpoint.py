@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from conftest import GOLDEN, REF, build_model, load_config, CONFIGS
+from conftest import CONFIGS, GOLDEN, REF, build_model, load_config
 
 from harness.errors import ReproError
 

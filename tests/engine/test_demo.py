@@ -8,7 +8,6 @@ import math
 import time
 
 import pytest
-
 from conftest import DEMO, load_config
 
 
@@ -31,10 +30,10 @@ def shims():
 
 def test_demo_trains_evaluates_and_reloads(ade20k_mini, tmp_path, shims):
     import torch
+    from mmcv.cnn.utils import revert_sync_batchnorm
     from mmseg.apis import inference_segmentor, init_segmentor, train_segmentor
     from mmseg.datasets import build_dataset
     from mmseg.models import build_segmentor
-    from mmcv.cnn.utils import revert_sync_batchnorm
 
     cfg = load_config(DEMO)
     for split in ('train', 'val', 'test'):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import GOLDEN
 
 ATOL = 1e-4
@@ -43,10 +42,10 @@ def golden_config():
 
 @pytest.fixture(scope='module')
 def golden():
-    import harness.engine.modules  # noqa: F401
-    from mmseg.models import build_segmentor
     from mmcv.cnn.utils import revert_sync_batchnorm
+    from mmseg.models import build_segmentor
 
+    import harness.engine.modules  # noqa: F401
     from harness.engine.checkpoint import load_seg_checkpoint
     cfg = golden_config()
     model = revert_sync_batchnorm(build_segmentor(cfg.model))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import CONFIGS, DEMO, GOLDEN, build_model, load_config, manifest
 
 

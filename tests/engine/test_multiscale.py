@@ -5,7 +5,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import CONFIGS, DEMO_MS, build_model, load_config
 
 

@@ -6,7 +6,6 @@ import re
 
 import pytest
 import torch
-
 from conftest import CONFIGS, DEMO, REF, build_model, load_config
 
 LOG = REF / 'eva02' / 'train_eva02_B_sz512.log'
@@ -132,6 +131,7 @@ def test_lr_schedule_matches_the_authors_log(b_segmentor, tmp_path):
 
 def test_amp_hook_runs_fp32_on_cpu(caplog):
     from mmcv.runner import HOOKS, OptimizerHook
+
     import harness.engine.modules  # noqa: F401
     hook = HOOKS.build(dict(type='AmpOptimizerHook', loss_scale='dynamic', grad_clip=None))
     assert isinstance(hook, OptimizerHook) and hook.grad_clip is None
