@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import CONFIGS, DEMO, REF, build_model, load_config
 
+from harness import registry
+
 LOG = REF / 'eva02' / 'train_eva02_B_sz512.log'
 
 
@@ -155,8 +157,11 @@ def test_amp_hook_runs_fp32_on_cpu(caplog):
 def test_demo_recipe_shape():
     cfg = load_config(DEMO)
     assert cfg.optimizer.constructor == 'EVA2LayerDecayOptimizerConstructor'
-    assert (cfg.runner.max_iters, cfg.lr_config.warmup_iters, cfg.evaluation.interval,
-            cfg.checkpoint_config.interval) == (300, 30, 100, 100)
-    assert (cfg.data.samples_per_gpu, cfg.data.workers_per_gpu) == (4, 1)
+    training = registry.get('eva02_demo').training      # the config agrees with the reproduction's metadata
+    assert cfg.runner.max_iters == training.max_iters
+    assert cfg.evaluation.interval == cfg.checkpoint_config.interval
+    assert cfg.runner.max_iters % cfg.evaluation.interval == 0          # the last iteration is evaluated
+    assert 0 < cfg.lr_config.warmup_iters < cfg.evaluation.interval
+    assert (cfg.data.samples_per_gpu, cfg.data.workers_per_gpu) == (training.samples_per_gpu, 1)
     assert cfg.crop_size == (cfg.model.backbone.img_size,) * 2 == cfg.model.test_cfg.crop_size
     assert cfg.model.decode_head.norm_cfg.type == 'SyncBN' and cfg.dataset_type == 'ADE20KDataset'
