@@ -27,6 +27,7 @@ from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
 from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
+from harness.verify.logs import to_float
 
 FAILING = ("fail", "missing", "not-finite", "no-expected", "regenerated")
 UPDATE_HINT = ("To update expected values: published rows change only with a new source (edit expected/summary.csv "
@@ -229,20 +230,12 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
     return Run(file.resolve(), record, tier)
 
 
-def _value(value) -> float | None:
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 def _obtained_frames(run: Run):
     import pandas as pd
 
     record = run.record
-    summary = pd.DataFrame([{"metric": k, "obtained": _value(v)} for k, v in record["metrics"].items()],
+    summary = pd.DataFrame([{"metric": k, "obtained": to_float(v)} for k, v in record["metrics"].items()],
                            columns=["metric", "obtained"])
     per_class = record.get("per_class") or {}
     if not isinstance(per_class, dict):
@@ -253,7 +246,7 @@ def _obtained_frames(run: Run):
         shown = ", ".join(repr(n) for n in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
         raise ReproError(f"{run.path}: unknown class name(s) {shown} in per_class",
                          fix="use the 150 mmseg 0.29.1 ADE20K names verbatim (harness/ade20k_classes.py; 'bed ' ends in a space)")
-    rows = [{"cls": name, "metric": metric, "obtained": _value(values.get(metric)) if isinstance(values, dict) else math.nan}
+    rows = [{"cls": name, "metric": metric, "obtained": to_float(values.get(metric)) if isinstance(values, dict) else math.nan}
             for name, values in per_class.items() for metric in ("IoU", "Acc")]
     return summary, pd.DataFrame(rows, columns=["cls", "metric", "obtained"])
 
@@ -333,7 +326,7 @@ def _group_statistics(runs: list[Run], expected: Expected) -> tuple[list[Check],
             row = expected.summary.query("reproduction == @reproduction and protocol == @protocol and metric == @metric")
             if row.empty or math.isnan(row["value"].iloc[0]):
                 continue
-            values = [_value(m.record["metrics"].get(metric)) for m in members]
+            values = [to_float(m.record["metrics"].get(metric)) for m in members]
             if any(v is None or not math.isfinite(v) for v in values):
                 continue  # each run's own check reports the missing/non-finite value
             published = float(row["value"].iloc[0])

@@ -32,6 +32,7 @@ from harness.paths import new_run_dir
 from harness.record import RESULT_FILE, write_result
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected
+from harness.verify.logs import to_float
 
 PROTOCOLS = ("ss", "ms")
 
@@ -80,7 +81,7 @@ def _percent_metrics(path: Path, metric: dict, scale: float) -> tuple[dict, dict
         raise ReproError(f"{path}: metrics lack {', '.join(missing)}", fix="pass the output of an evaluation with --eval mIoU")
     metrics = {}
     for name in SUMMARY_METRICS:
-        value = _float(metric[name])
+        value = to_float(metric[name])
         if not math.isfinite(value):
             raise ReproError(f"{path}: {name} is {metric[name]!r}, not a finite number",
                              fix="the evaluation produced no usable value; re-run it")
@@ -94,7 +95,7 @@ def _percent_metrics(path: Path, metric: dict, scale: float) -> tuple[dict, dict
         if canonical is None:
             unknown.append(name)
             continue
-        value = _float(value)
+        value = to_float(value)
         per_class.setdefault(canonical, {})[kind] = value * scale if math.isfinite(value) else None
     _refuse_unknown(path, unknown)
     return metrics, {name: per_class[name] for name in CLASSES if name in per_class}
@@ -107,14 +108,6 @@ def _refuse_unknown(path: Path, unknown: list[str]) -> None:
                          fix="per-class keys must be the 150 mmseg 0.29.1 ADE20K names (harness/ade20k_classes.py)")
 
 
-def _float(value) -> float:
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 def _from_tables(path: Path, parsed: dict) -> tuple[dict, dict]:
     summary, per_class = parsed["summary"], parsed["per_class"]
@@ -125,7 +118,7 @@ def _from_tables(path: Path, parsed: dict) -> tuple[dict, dict]:
         for row in per_class.itertuples(index=False):
             flat[f"IoU.{row.Class}"] = row.IoU
             flat[f"Acc.{row.Class}"] = row.Acc
-    flat = {k: logs.to_float(v) for k, v in flat.items()}
+    flat = {k: to_float(v) for k, v in flat.items()}
     return _percent_metrics(path, flat, 1.0)
 
 
