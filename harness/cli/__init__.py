@@ -5,10 +5,16 @@ Heavy imports (torch, mmcv, mmseg) happen inside the commands that need them, so
 """
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from harness import __version__
 from harness.errors import ReproError
+
+
+# mmcv 1.7's import-time notice about mmcv 2.0 (Jan 2023) says nothing about this run; keep output readable
+warnings.filterwarnings("ignore", message="On January 1, 2023, MMCV will release v2.0.0")
 
 
 class ReproGroup(click.Group):

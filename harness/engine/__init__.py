@@ -9,3 +9,8 @@
   entry        the entry point torchrun starts
 Importing this package imports nothing heavy.
 """
+
+import warnings
+
+# mmcv 1.7's import-time notice about mmcv 2.0 (Jan 2023) says nothing about this run; keep logs readable
+warnings.filterwarnings("ignore", message="On January 1, 2023, MMCV will release v2.0.0")
