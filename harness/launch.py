@@ -74,6 +74,18 @@ class LaunchOptions:
         data["world_size"] = self.world_size
         return data
 
+    def cli_flags(self) -> list[str]:
+        """These options as `repro eval/train` flags, defaults left out."""
+        flags: list[str] = []
+        defaults = LaunchOptions()
+        for name in ("launcher", "gpus", "nnodes", "node_rank", "master_addr", "master_port", "partition",
+                     "account", "time", "cpus_per_task"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                flags += [f"--{name.replace('_', '-')}", str(value)]
+        flags += [f"--srun-arg={a}" for a in self.srun_args] + [f"--sbatch-arg={a}" for a in self.sbatch_args]
+        return flags + (["--slurm-wait"] if self.slurm_wait else [])
+
 
 def entry_args(job_path: Path) -> list[str]:
     return ["-m", ENTRY_MODULE, "--job", str(job_path)]

@@ -77,6 +77,30 @@ def _job_name(rep_id: str, kind: str) -> str:
     return f"repro-{rep_id}-{kind}"
 
 
+def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
+    """The `repro eval/train ...` command line that starts this run again (what a reviewer copies)."""
+    import shlex
+
+    argv = ["repro", job["kind"], job["reproduction"]]
+    if job["kind"] == "eval":
+        argv += ["--protocol", job["protocol"]]
+        if job.get("checkpoint"):
+            argv += ["--checkpoint", job["checkpoint"]["path"]]
+    else:
+        flags = {"--seed": job.get("seed"), "--max-iters": job.get("max_iters"),
+                 "--samples-per-gpu": job.get("samples_per_gpu"), "--workers-per-gpu": job.get("workers_per_gpu"),
+                 "--checkpoint-interval": job.get("checkpoint_interval"), "--eval-interval": job.get("eval_interval"),
+                 "--pretrained": (job.get("pretrained") or {}).get("path")}
+        argv += [part for flag, value in flags.items() if value is not None for part in (flag, str(value))]
+        if job.get("accumulate", 1) != 1:
+            argv += ["--accumulate", str(job["accumulate"])]
+        argv += ["--deterministic"] * bool(job.get("deterministic"))
+        argv += ["--allow-batch-mismatch"] * bool((job.get("batch") or {}).get("allow_batch_mismatch"))
+    argv += ["--data-root", str(job["data_root"]), *launch.cli_flags()]
+    argv += [f"--cfg-options={key}={value!r}" for key, value in (job.get("cfg_options") or {}).items()]
+    return shlex.join(argv)
+
+
 def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_run: bool, job_fields: dict,
              notes: preflight.Notes, resume_dir: Path | None = None) -> tuple[dict, Path, launch_mod.Plan, str]:
     """Resolve the config, create the run directory, write job.json; return (job, run_dir, plan, config text)."""
@@ -112,6 +136,7 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     job_path = run_dir / launch_mod.JOB_FILE
     p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind))
     job["launch"]["command"] = p.command
+    job["launch"]["repro_command"] = repro_command(job, launch)
     job["started"] = _now()
     if not dry_run:
         write_json_atomic(job_path, job)
@@ -121,6 +146,7 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
 def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: preflight.Notes, echo) -> dict:
     echo(f"# dry run: {job['kind']} {job['reproduction']} ({job['protocol']}), nothing is started")
     echo(f"# run directory: {job['run_dir']}")
+    echo(f"# as a repro command, defaults resolved: {job['launch']['repro_command']}")
     if p.script is not None:
         echo(f"# sbatch script ({p.script_path}):")
         echo(p.script.rstrip())

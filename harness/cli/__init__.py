@@ -12,7 +12,6 @@ import click
 from harness import __version__
 from harness.errors import ReproError
 
-
 # mmcv 1.7's import-time notice about mmcv 2.0 (Jan 2023) says nothing about this run; keep output readable
 warnings.filterwarnings("ignore", message="On January 1, 2023, MMCV will release v2.0.0")
 

@@ -207,7 +207,8 @@ def _render_run(env, page: RunPage, expected) -> str:
         page=page, record=page.record, figures=figures, baseline=published,
         per_class=page.per_class.to_dict("records") if page.per_class is not None else [],
         launch=page.record.get("launch") or {}, environment=page.record.get("environment") or {},
-        command=(page.record.get("launch") or {}).get("command"), escape=html.escape)
+        command=(page.record.get("launch") or {}).get("command"),
+        repro_command=(page.record.get("launch") or {}).get("repro_command"), escape=html.escape)
 
 
 def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dict:
