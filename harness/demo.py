@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import paths
-from harness.errors import ReproError
 
 DEMO = "eva02_demo"
 
@@ -50,13 +49,8 @@ def prepare_data(settings: DemoSettings) -> Path:
     from harness.fetch import ade20k, synthetic
 
     root = settings.work_dir / "data" / "ADEChallengeData2016"
-    state = ade20k.status(root)
-    force = state not in ("missing", "synthetic")   # changed/incomplete leftovers are rebuilt, never trusted
-    if state == "synthetic":
-        try:
-            ade20k.verify(root, deep=False, progress=False)
-        except ReproError:
-            force = True
+    # status() already compares every file's size with the manifest: changed/incomplete leftovers are rebuilt
+    force = ade20k.status(root) not in ("missing", "synthetic")
     synthetic.generate(root, settings.train_images, settings.val_images, seed=settings.seed, force=force,
                        progress=True)
     return root
