@@ -14,6 +14,9 @@ from pathlib import Path
 
 import nox
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+import build_mmcv_wheel  # noqa: E402  (tools/ is not a package; the noxfile shares its wheel lookup)
+
 ROOT = Path(__file__).resolve().parent
 ENGINE_VENV = ROOT / ".nox" / "engine"
 ENGINE_PY = ENGINE_VENV / "bin" / "python"
@@ -47,7 +50,7 @@ def install_engine(session: nox.Session) -> Path:
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
     session.run(*pip, "-r", "requirements-engine.txt", external=True)
     session.run(py, "tools/build_mmcv_wheel.py", "--python", py, "--wheelhouse", str(WHEELHOUSE), external=True)
-    (wheel,) = sorted(WHEELHOUSE.glob("mmcv_full-1.7.2-*.whl"))[-1:]
+    wheel = build_mmcv_wheel.cached_wheel(WHEELHOUSE, build_mmcv_wheel.python_tag(py))  # the one it built or found
     session.run(*pip, "--no-deps", "--force-reinstall", str(wheel), external=True)
     session.run(*pip, "--no-deps", "mmsegmentation==0.29.1", external=True)  # its mmcls requirement is never imported
     session.run(*pip, "-e", ".[test]", external=True)
