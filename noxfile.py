@@ -50,7 +50,7 @@ def install_engine(session: nox.Session) -> Path:
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
     session.run(*pip, "-r", "requirements-engine.txt", external=True)
     session.run(py, "tools/build_mmcv_wheel.py", "--python", py, "--wheelhouse", str(WHEELHOUSE), external=True)
-    wheel = build_mmcv_wheel.cached_wheel(WHEELHOUSE, build_mmcv_wheel.python_tag(py))  # the one it built or found
+    wheel = build_mmcv_wheel.cached_wheel(WHEELHOUSE, build_mmcv_wheel.plan(py, WHEELHOUSE)["key"])  # built or found
     session.run(*pip, "--no-deps", "--force-reinstall", str(wheel), external=True)
     session.run(*pip, "--no-deps", "mmsegmentation==0.29.1", external=True)  # its mmcls requirement is never imported
     session.run(*pip, "-e", ".[test]", external=True)

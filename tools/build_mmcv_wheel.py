@@ -1,19 +1,29 @@
-"""Build the mmcv-full 1.7.2 wheel once and keep it in a wheel cache.
+"""Build the mmcv-full 1.7.2 wheel once and keep it in a wheel cache, keyed by everything that makes it differ.
 
 mmcv-full publishes no wheels for torch 2.x, so it is compiled from its sdist. Two fixes are needed on
-torch 2.14 (see ../shared/reference/install.md): the build imports pkg_resources, so it runs without build
-isolation in PYTHON's environment (torch already installed there) with setuptools<70 for the duration of
-the build only (torch itself declares setuptools>=77, restored afterwards); and torch's headers require
-C++20 while mmcv's setup.py asks for C++17.
+torch 2.x (see docs/install.md): the build imports pkg_resources, so it runs without build isolation in
+PYTHON's environment (torch already installed there) with setuptools<70 for the duration of the build only
+(torch itself declares setuptools>=77, restored afterwards); and torch's headers require C++20 while mmcv's
+setup.py asks for C++17.
 
-Usage: python tools/build_mmcv_wheel.py --python PYTHON --wheelhouse DIR
-Prints the path of the cached wheel. A second call finds it and returns at once.
+Ops flavour. mmcv-full's setup.py compiles CUDA kernels whenever torch sees a GPU, and that needs an nvcc whose
+CUDA version matches torch's; most GPU hosts have none, and EVA-02 + UperNet use no mmcv CUDA kernel. So the
+build hides every GPU from its process and compiles CPU ops, on every host. `REPRO_MMCV_OPS=cuda` asks for the
+CUDA ops instead, after checking that nvcc exists and matches `torch.version.cuda`.
+
+Cache key: mmcv version, Python tag, torch version (with its local part, e.g. +cu130) and ops flavour. Each key
+has its own folder in the wheelhouse, so a wheel built against another torch or with other ops is never reused.
+
+Usage: python tools/build_mmcv_wheel.py --python PYTHON --wheelhouse DIR [--dry-run]
+Prints the path of the cached wheel (or, with --dry-run, the key, environment and commands it would use).
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +33,20 @@ from pathlib import Path
 
 MMCV_VERSION = "1.7.2"
 OLD_STD, NEW_STD = "-std=c++17", "-std=c++20"
+OPS_ENV = "REPRO_MMCV_OPS"
+OPS_FLAVOURS = ("cpu", "cuda")
+
+
+class BuildError(SystemExit):
+    """One line naming the problem and the fix; exits non-zero."""
+
+
+def target_facts(python: str) -> dict:
+    """Python tag, torch version and torch's CUDA version of the target interpreter (GPUs hidden: no CUDA init)."""
+    code = ("import sys, json, torch; print(json.dumps({'tag': f'cp{sys.version_info[0]}{sys.version_info[1]}', "
+            "'torch': torch.__version__, 'torch_cuda': torch.version.cuda}))")
+    out = subprocess.check_output([python, "-c", code], text=True, env=build_env("cpu"))
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def python_tag(python: str) -> str:
@@ -31,9 +55,53 @@ def python_tag(python: str) -> str:
     return out.strip()
 
 
-def cached_wheel(wheelhouse: Path, tag: str) -> Path | None:
-    hits = sorted(wheelhouse.glob(f"mmcv_full-{MMCV_VERSION}-{tag}-{tag}-*.whl"))
+def ops_flavour(environ: dict | None = None) -> str:
+    flavour = (environ if environ is not None else os.environ).get(OPS_ENV, "cpu").strip().lower() or "cpu"
+    if flavour not in OPS_FLAVOURS:
+        raise BuildError(f"{OPS_ENV}={flavour!r} is not a known ops flavour; use one of {', '.join(OPS_FLAVOURS)}")
+    return flavour
+
+
+def cache_key(facts: dict, flavour: str) -> str:
+    torch_version = re.sub(r"[^A-Za-z0-9.]+", "_", facts["torch"])  # '2.14.1+cu130' -> '2.14.1_cu130'
+    return f"mmcv-full-{MMCV_VERSION}_{facts['tag']}_torch{torch_version}_{flavour}"
+
+
+def cached_wheel(wheelhouse: Path, key: str) -> Path | None:
+    hits = sorted((wheelhouse / key).glob(f"mmcv_full-{MMCV_VERSION}-*.whl"))
     return hits[0] if hits else None
+
+
+def build_env(flavour: str, environ: dict | None = None) -> dict:
+    """The build's environment: GPUs hidden for CPU ops (torch then reports none and setup.py builds C++ only)."""
+    env = dict(os.environ if environ is None else environ)
+    env["MMCV_WITH_OPS"] = "1"
+    env.setdefault("MAX_JOBS", str(os.cpu_count() or 2))
+    if flavour == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env.pop("FORCE_CUDA", None)
+    else:
+        env["FORCE_CUDA"] = "1"
+    return env
+
+
+def check_nvcc(torch_cuda: str | None, environ: dict | None = None) -> str:
+    """For CUDA ops: nvcc must exist and match torch's CUDA major.minor. Returns nvcc's version."""
+    env = os.environ if environ is None else environ
+    if not torch_cuda:
+        raise BuildError(f"{OPS_ENV}=cuda but this torch is a CPU build; install a CUDA torch or unset {OPS_ENV}")
+    home = env.get("CUDA_HOME") or env.get("CUDA_PATH")
+    nvcc = str(Path(home) / "bin" / "nvcc") if home else shutil.which("nvcc", path=env.get("PATH"))
+    if not nvcc or not Path(nvcc).exists():
+        raise BuildError(f"{OPS_ENV}=cuda needs nvcc for CUDA {torch_cuda} and none was found; install that "
+                         f"toolkit and set CUDA_HOME, or unset {OPS_ENV} for CPU ops (EVA-02 needs none)")
+    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"release (\d+\.\d+)", out)
+    version = found.group(1) if found else "unknown"
+    if version != ".".join(torch_cuda.split(".")[:2]):
+        raise BuildError(f"{OPS_ENV}=cuda: nvcc at {nvcc} is CUDA {version} but torch was built with CUDA "
+                         f"{torch_cuda}; point CUDA_HOME at a {torch_cuda} toolkit or unset {OPS_ENV}")
+    return version
 
 
 def pip_install(python: str, *requirements: str) -> None:
@@ -43,41 +111,56 @@ def pip_install(python: str, *requirements: str) -> None:
 def patch_cxx_standard(setup_py: Path) -> None:
     text = setup_py.read_text()
     if OLD_STD not in text:
-        raise SystemExit(f"{setup_py}: expected '{OLD_STD}' to replace; the mmcv-full sdist changed, update this script")
+        raise BuildError(f"{setup_py}: expected '{OLD_STD}' to replace; the mmcv-full sdist changed, update this script")
     setup_py.write_text(text.replace(OLD_STD, NEW_STD))
 
 
-def build(python: str, wheelhouse: Path) -> Path:
-    tag = python_tag(python)
-    hit = cached_wheel(wheelhouse, tag)
+def plan(python: str, wheelhouse: Path) -> dict:
+    flavour = ops_flavour()
+    facts = target_facts(python)
+    if flavour == "cuda":
+        check_nvcc(facts["torch_cuda"])
+    key = cache_key(facts, flavour)
+    env = build_env(flavour)
+    return {"key": key, "flavour": flavour, "facts": facts, "folder": str(wheelhouse / key),
+            "env": {k: env[k] for k in ("MMCV_WITH_OPS", "MAX_JOBS", "CUDA_VISIBLE_DEVICES", "FORCE_CUDA") if k in env}}
+
+
+def build(python: str, wheelhouse: Path, sdist: Path | None = None) -> Path:
+    info = plan(python, wheelhouse)
+    hit = cached_wheel(wheelhouse, info["key"])
     if hit:
         return hit
-    wheelhouse.mkdir(parents=True, exist_ok=True)
+    folder = wheelhouse / info["key"]
+    folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mmcv-build-") as tmp:
         tmp = Path(tmp)
         pip_install(python, "setuptools<70", "wheel")
         try:
-            built = _build_in(tmp, python)
+            built = _build_in(tmp, python, build_env(info["flavour"]), sdist)
         finally:
             pip_install(python, "setuptools>=77")
         # copy under a temporary name, then rename: a killed build never leaves a half wheel in the cache
-        partial = wheelhouse / (built.name + ".part")
+        partial = folder / (built.name + ".part")
         shutil.copy2(built, partial)
-        os.replace(partial, wheelhouse / built.name)
-    return wheelhouse / built.name
+        os.replace(partial, folder / built.name)
+    return folder / built.name
 
 
-def _build_in(tmp: Path, python: str) -> Path:
-    # pip prepares the sdist's metadata by running its setup.py, which needs pkg_resources: no isolation
-    subprocess.check_call([python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                           "--no-build-isolation", f"mmcv-full=={MMCV_VERSION}", "-d", str(tmp / "sdist")])
-    (sdist,) = glob.glob(str(tmp / "sdist" / "mmcv-full-*.tar.gz")) or glob.glob(str(tmp / "sdist" / "*.tar.gz"))
+def _build_in(tmp: Path, python: str, env: dict, sdist: Path | None) -> Path:
+    if sdist is None:
+        # pip prepares the sdist's metadata by running its setup.py, which needs pkg_resources: no isolation
+        subprocess.check_call([python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                               "--no-build-isolation", f"mmcv-full=={MMCV_VERSION}", "-d", str(tmp / "sdist")])
+        (found,) = glob.glob(str(tmp / "sdist" / "mmcv-full-*.tar.gz")) or glob.glob(str(tmp / "sdist" / "*.tar.gz"))
+        sdist = Path(found)
     with tarfile.open(sdist) as tar:
         tar.extractall(tmp / "src", filter="data")
     (src,) = [p for p in (tmp / "src").iterdir() if p.is_dir()]
     patch_cxx_standard(src / "setup.py")
-    env = dict(os.environ, MMCV_WITH_OPS="1", MAX_JOBS=os.environ.get("MAX_JOBS", str(os.cpu_count() or 2)))
-    print(f"building mmcv-full {MMCV_VERSION} with compiled ops (about 15-30 minutes on 2 cores) ...", flush=True)
+    flavour = "CUDA" if env.get("FORCE_CUDA") == "1" else "CPU"
+    print(f"building mmcv-full {MMCV_VERSION} with {flavour} ops on {env['MAX_JOBS']} jobs "
+          "(about 15-30 minutes on 2 cores) ...", flush=True)
     subprocess.check_call([python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                            str(src), "-w", str(tmp / "out")], env=env)
     (built,) = (tmp / "out").glob("mmcv_full-*.whl")
@@ -88,8 +171,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter of the target environment")
     parser.add_argument("--wheelhouse", required=True, type=Path, help="wheel cache directory")
+    parser.add_argument("--sdist", type=Path, help="a local mmcv-full sdist (offline hosts) instead of pip download")
+    parser.add_argument("--dry-run", action="store_true", help="print the cache key and build environment as JSON")
     args = parser.parse_args()
-    print(build(args.python, args.wheelhouse))
+    if args.dry_run:
+        print(json.dumps(plan(args.python, args.wheelhouse), indent=1))
+        return
+    print(build(args.python, args.wheelhouse, args.sdist))
 
 
 if __name__ == "__main__":
