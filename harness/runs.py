@@ -104,7 +104,7 @@ def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
 def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_run: bool, job_fields: dict,
              notes: preflight.Notes, resume_dir: Path | None = None) -> tuple[dict, Path, launch_mod.Plan, str]:
     """Resolve the config, create the run directory, write job.json; return (job, run_dir, plan, config text)."""
-    from harness.engine.entry import build_config  # imports mmcv (and torch); only eval/train get here
+    from harness.engine.config import build_config  # imports mmcv (and torch); only eval/train get here
 
     job = dict(job_fields, kind=kind, protocol=protocol)
     job["launch"] = launch.record()

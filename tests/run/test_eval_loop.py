@@ -1,4 +1,4 @@
-"""Our evaluation loop (harness.engine.entry.evaluate_loader) gives exactly what mmseg's single_gpu_test gives."""
+"""Our evaluation loop (harness.engine.evaluate.evaluate_loader) gives exactly what mmseg's single_gpu_test gives."""
 from __future__ import annotations
 
 import pytest
@@ -16,7 +16,8 @@ def test_our_loop_matches_mmseg_single_gpu_test(synthetic_root):
     from mmseg.datasets import build_dataloader, build_dataset
     from mmseg.models import build_segmentor
 
-    from harness.engine.entry import build_config, evaluate_loader, metrics_percent
+    from harness.engine.config import build_config
+    from harness.engine.evaluate import evaluate_loader, metrics_percent
     from harness.registry import get
 
     rep = get("eva02_demo")

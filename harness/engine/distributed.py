@@ -1,0 +1,53 @@
+"""Process group and model wrapping: rank/world/device from torchrun's or Slurm's variables, MMDDP or MMDP."""
+from __future__ import annotations
+
+import os
+
+
+def init_distributed(launcher: str) -> dict:
+    """Rank, world size and device from torchrun's (RANK/WORLD_SIZE/LOCAL_RANK) or Slurm's (SLURM_*) variables."""
+    import torch
+    import torch.distributed as dist
+
+    env = os.environ
+    if launcher == "slurm" or ("SLURM_PROCID" in env and "RANK" not in env and launcher != "none"):
+        env["RANK"] = env["SLURM_PROCID"]
+        env["WORLD_SIZE"] = env["SLURM_NTASKS"]
+        env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+        env.setdefault("MASTER_PORT", "29500")
+        env.setdefault("MASTER_ADDR", "127.0.0.1")
+    rank = int(env.get("RANK", 0))
+    world = int(env.get("WORLD_SIZE", 1))
+    local_rank = int(env.get("LOCAL_RANK", 0))
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    distributed = world > 1 or launcher in ("torchrun", "slurm")
+    if distributed and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return {"rank": rank, "world_size": world, "local_rank": local_rank, "distributed": distributed,
+            "device": "cuda" if cuda else "cpu", "backend": ("nccl" if cuda else "gloo") if distributed else None}
+
+
+def wrap_model(model, info: dict, find_unused: bool = False):
+    from mmcv.parallel import MMDataParallel, MMDistributedDataParallel
+
+    if info["distributed"]:
+        if info["device"] == "cuda":
+            import torch
+            device = torch.cuda.current_device()          # set from LOCAL_RANK by init_distributed
+            return MMDistributedDataParallel(model.cuda(), device_ids=[device], broadcast_buffers=False,
+                                             find_unused_parameters=find_unused)
+        return MMDistributedDataParallel(model, device_ids=None, broadcast_buffers=False,
+                                         find_unused_parameters=find_unused)
+    if info["device"] == "cuda":
+        return MMDataParallel(model.cuda(), device_ids=[0])
+    return MMDataParallel(model)
+
+
+def sync_bn_to_bn(model, info: dict):
+    """SyncBN needs one process group on CUDA; one process, or CPU processes (gloo), get plain BN."""
+    from mmcv.cnn.utils import revert_sync_batchnorm
+    if not info["distributed"] or info["device"] != "cuda":
+        return revert_sync_batchnorm(model), True
+    return model, False

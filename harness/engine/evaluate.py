@@ -1,0 +1,118 @@
+"""The evaluation loop (mmseg's single_gpu_test / multi_gpu_test with pre_eval), its metrics and its outputs."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from harness.engine.distributed import sync_bn_to_bn, wrap_model
+
+
+def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None) -> tuple[list, float]:
+    """Our test loop: mmseg's single_gpu_test / multi_gpu_test with pre_eval=True, in one function.
+
+    Per batch: forward with rescale, `dataset.pre_eval` (area histograms per image), progress on rank 0. Then the
+    per-image results of all ranks are gathered in dataset order (mmcv's collect_results_gpu / _cpu). Returns
+    (results on rank 0 / [] elsewhere, seconds of the loop).
+    """
+    import mmcv
+    import torch
+    from mmcv.engine import collect_results_cpu, collect_results_gpu
+
+    model.eval()
+    dataset = data_loader.dataset
+    results = []
+    bar = mmcv.ProgressBar(len(dataset)) if info["rank"] == 0 else None
+    start = time.perf_counter()
+    for batch_indices, data in zip(data_loader.batch_sampler, data_loader):
+        with torch.no_grad():
+            result = model(return_loss=False, rescale=True, **data)
+        results.extend(dataset.pre_eval(result, indices=batch_indices))
+        if bar is not None:
+            for _ in range(len(result) * info["world_size"]):
+                bar.update()
+    if info["distributed"]:
+        if info["device"] == "cuda":
+            results = collect_results_gpu(results, len(dataset))
+        else:
+            results = collect_results_cpu(results, len(dataset), tmpdir)
+    seconds = time.perf_counter() - start
+    if bar is not None:
+        sys.stdout.write("\n")
+    return (results or []), seconds
+
+
+def metrics_percent(results: list, class_names) -> tuple[dict, dict]:
+    """aAcc/mIoU/mAcc and per-class IoU/Acc in percent at full precision (mmseg's formulas, no rounding)."""
+    import numpy as np
+    from mmseg.core.evaluation.metrics import pre_eval_to_metrics
+
+    m = pre_eval_to_metrics(results, ["mIoU"])
+    iou, acc = np.asarray(m["IoU"], dtype=float), np.asarray(m["Acc"], dtype=float)
+    metrics = {"aAcc": float(np.asarray(m["aAcc"])) * 100, "mIoU": float(np.nanmean(iou)) * 100,
+               "mAcc": float(np.nanmean(acc)) * 100}
+    per_class = {name: {"IoU": _pct(i), "Acc": _pct(a)} for name, i, a in zip(class_names, iou, acc)}
+    return metrics, per_class
+
+
+def _pct(value) -> float | None:
+    import math
+    value = float(value)
+    return None if math.isnan(value) else value * 100
+
+
+def _eval_json_name(protocol: str) -> str:
+    kind = "multi_scale" if protocol == "ms" else "single_scale"
+    return f"eval_{kind}_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}.json"
+
+
+def _write_eval_json(run_dir: Path, protocol: str, config: str, metric: dict) -> str:
+    import mmcv
+    name = _eval_json_name(protocol)
+    mmcv.dump({"config": config, "metric": metric}, str(run_dir / name), indent=4)
+    return name
+
+
+def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -> dict:
+    """Evaluate on data.test with our loop; rank 0 writes the eval JSON; return metrics for engine.json."""
+    from mmseg.datasets import build_dataloader, build_dataset
+
+    dataset = build_dataset(cfg.data.test, {"test_mode": True})
+    loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=cfg.data.get("workers_per_gpu", 0),
+                              num_gpus=1, dist=info["distributed"], shuffle=False,
+                              persistent_workers=False)
+    results, seconds = evaluate_loader(model, loader, info, tmpdir=str(run_dir / ".dist_test"))
+    if info["rank"] != 0:
+        return {}
+    metric = dataset.evaluate(results, metric="mIoU", logger=logger)   # mmseg's tables and rounded values
+    eval_json = _write_eval_json(run_dir, job["protocol"], job["config"], metric)
+    if job["kind"] == "eval":   # one TextLoggerHook-style line, so every run directory has a log.json to read
+        with open(run_dir / "eval.log.json", "a") as fh:
+            fh.write(json.dumps({"mode": "val", "epoch": 1, "iter": len(dataset),
+                                 **{k: float(v) for k, v in metric.items()}}) + "\n")
+    metrics, per_class = metrics_percent(results, dataset.CLASSES)
+    return {"metrics": metrics, "per_class": per_class, "eval_json": eval_json,
+            "num_images": len(dataset), "eval_seconds": seconds, "images_per_s": len(dataset) / seconds}
+
+
+def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
+    from mmseg.models import build_segmentor
+
+    from harness.engine.checkpoint import load_seg_checkpoint
+
+    model = build_segmentor(cfg.model, test_cfg=cfg.get("test_cfg"))
+    if cfg.get("fp16") is not None:
+        from mmcv.runner import wrap_fp16_model
+        wrap_fp16_model(model)
+    meta = load_seg_checkpoint(model, job["checkpoint"]["path"], map_location="cpu")
+    logger.info(f"loaded checkpoint {job['checkpoint']['path']} (sha256 {job['checkpoint']['sha256']})")
+    model, reverted = sync_bn_to_bn(model, info)
+    model = wrap_model(model, info)
+    out = final_evaluation(model, cfg, info, run_dir, job, logger)
+    if info["rank"] != 0:
+        return {}
+    return {"metrics": out["metrics"], "per_class": out["per_class"],
+            "artifacts": {"eval_json": out["eval_json"], "log_json": "eval.log.json"},
+            "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"]},
+            "notes": {"sync_bn_to_bn": reverted, "checkpoint_has_meta": bool(meta)}}
