@@ -1,8 +1,8 @@
 """Where files live: the one place that decides the cache, the data root and run directories.
 
 REPRO_HOME (default: the user's cache directory, ~/.cache/repro) holds weights/ (verified downloads and the
-hash lock file) and data/ (prepared datasets). REPRO_DATA overrides the data root of every dataset,
-REPRO_RUNS the root of run directories (default ./runs).
+hash lock file) and data/ (prepared datasets). REPRO_DATA overrides the data root of the real datasets (never the
+synthetic one's), REPRO_RUNS the root of run directories (default ./runs).
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ def weights_dir() -> Path:
 
 
 def data_root(dataset: str = "ade20k") -> Path:
-    """The prepared dataset's root, e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016."""
-    if os.environ.get("REPRO_DATA"):
+    """The prepared dataset's root, e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016. REPRO_DATA moves the real
+    datasets only: a synthetic default there would sit on (and could replace) the real data."""
+    if os.environ.get("REPRO_DATA") and not dataset.endswith("-synthetic"):
         return Path(os.environ["REPRO_DATA"]).expanduser().resolve()
     return repro_home() / "data" / dataset / DATASET_FOLDERS.get(dataset, dataset)
 

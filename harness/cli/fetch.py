@@ -17,7 +17,8 @@ Examples:
 \b
 The data root is the folder mmseg configs call data_root: it holds images/ and annotations/.
 Default: <REPRO_HOME>/data/ade20k/ADEChallengeData2016 (REPRO_DATA overrides it);
-with --synthetic: <REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016.
+with --synthetic: <REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016 (REPRO_DATA never moves it).
+A data root is replaced (--force) only if `repro prepare` made it, and a synthetic dataset never replaces a real one.
 The zip is kept in <REPRO_HOME>/downloads/ (a broken transfer resumes from its .part file);
 REPRO_HTTP_TIMEOUT (default 30) is the seconds without data before a transfer counts as stalled.
 """
@@ -40,7 +41,7 @@ REPRO_HTTP_TIMEOUT (default 30) is the seconds without data before a transfer co
 @click.option("--val", type=click.IntRange(min=1), default=None, metavar="N",
               help="validation images of the synthetic dataset  [default: N // 4]")
 @click.option("--seed", type=int, default=0, help="seed of the synthetic dataset")
-@click.option("--force", is_flag=True, help="replace an existing data root")
+@click.option("--force", is_flag=True, help="replace an existing data root that `repro prepare` made")
 def prepare_cmd(dataset, data_root, zip_path, url, md5, sha1, counts, verify, synthetic, val, seed, force) -> None:
     """Prepare ADE20K: download (HTTP Range resume), check md5/sha1, extract atomically, check the layout and
     labels, and write a per-file manifest (size + sha256) that --verify checks later."""

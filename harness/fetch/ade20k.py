@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from harness.errors import ReproError
-from harness.fetch import atomic, layout
+from harness.fetch import atomic, layout, ownership
 from harness.fetch.hashing import file_hashes
 from harness.paths import downloads_dir
 
@@ -174,17 +174,29 @@ def prepare(root: Path | None = None, zip_path: Path | None = None, url: str | N
             md5: str | None = None, sha1: str | None = None, counts: dict[str, int] | None = None,
             force: bool = False, progress: bool = True) -> dict:
     """Download (or take --zip), check, extract atomically, check the layout, write the manifest. Returns the
-    manifest. An already prepared root that matches its manifest (sizes) is left alone unless force=True."""
-    src = source()
+    manifest. An already prepared root that matches its manifest (sizes) is left alone unless force=True; a root
+    the harness did not make is never replaced. One command per data root at a time: a second one waits, then
+    finds the first one's dataset."""
     root = Path(root or default_root()).expanduser().resolve()
+    with ownership.root_lock(root):
+        atomic.clean_stale(root)
+        if root.exists() and not atomic.is_empty_dir(root):
+            state = status(root)
+            if not force and state in ("ready", "synthetic"):
+                return layout.read_manifest(root)
+            ownership.check_replaceable(root, "ade20k")
+            if not force:
+                raise ReproError(f"{root} holds a dataset prepared by repro that is now {state}",
+                                 fix=f"run `repro prepare ade20k --data-root {root} --force` to prepare it again")
+        return _build(root, zip_path, url, md5, sha1, counts, force, progress)
+
+
+def _build(root: Path, zip_path: Path | None, url: str | None, md5: str | None, sha1: str | None,
+           counts: dict[str, int] | None, force: bool, progress: bool) -> dict:
+    src = source()
     counts = counts or dict(src["counts"])
     if md5 is None and sha1 is None:                    # a mirror or a local copy must hold the same bytes
         md5, sha1 = src.get("md5"), src.get("sha1")
-    if root.exists() and not atomic.is_empty_dir(root) and not force:
-        if status(root) in ("ready", "synthetic"):
-            return layout.read_manifest(root)
-        raise ReproError(f"{root} exists but is not a prepared dataset ({status(root)})",
-                         fix=f"run `repro prepare ade20k --data-root {root} --force` to replace it")
     if zip_path is None:
         url = url or src["url"]
         zip_path = downloads_dir() / (Path(url.split("?")[0]).name or src["filename"])
@@ -210,14 +222,24 @@ def prepare(root: Path | None = None, zip_path: Path | None = None, url: str | N
     try:
         extract(zip_path, tmp, src["folder"], progress)
         fix = "the archive is not a complete ADEChallengeData2016: use the official one (--zip/--url)"
-        layout.check_layout(tmp, counts, fix=fix, progress=progress)
+        layout.check_layout(tmp, counts, fix=fix, progress=progress, where=f"{zip_path} ({src['folder']}/)")
         origin = {"kind": "ade20k", "source": source_label, "zip_md5": digests["md5"], "zip_sha1": digests["sha1"]}
         manifest = layout.write_manifest(tmp, origin, counts, progress=progress)
+        if not force and _same_dataset(root, manifest):     # another host prepared it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return layout.read_manifest(root)
         atomic.move_into_place(tmp, root, replace=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _same_dataset(root: Path, manifest: dict) -> bool:
+    """root now holds a ready dataset with exactly these files."""
+    if status(root) != "ready":
+        return False
+    return layout.read_manifest(root)["files_sha256"] == manifest["files_sha256"]
 
 
 def prepare_cli(data_root: Path | None, zip_path: Path | None, url: str | None, md5: str | None,

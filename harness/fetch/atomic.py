@@ -1,9 +1,12 @@
 """Build a folder beside its destination and move it into place only when complete.
 
 A staging folder is a sibling of the destination named `.<name>.partial-<host>-<pid>`, on the same filesystem, so
-the final step is one rename: a process killed before it leaves the destination exactly as it was. Staging
-folders left by dead processes of this host are removed by the next `staging_dir` call for the same destination
-(other hosts' are left alone: their processes cannot be checked from here).
+the final step is one rename: a process killed before it leaves the destination exactly as it was. Replacing a
+destination first renames the old one to `.<name>.old-<host>-<pid>` and deletes it once the new one is in place.
+Leftovers of dead processes of this host are handled by the next `clean_stale` (every `staging_dir` call runs it):
+staging folders are removed; an old folder is renamed back when the destination is missing (the process died
+between the two renames), else removed. Other hosts' leftovers are left alone: their processes cannot be checked
+from here.
 """
 from __future__ import annotations
 
@@ -15,9 +18,12 @@ from pathlib import Path
 from harness.errors import ReproError
 
 
-def _prefix(dest: Path) -> str:
-    host = socket.gethostname().replace("-", "_").replace("/", "_") or "host"
-    return f".{dest.name}.partial-{host}-"
+def _host() -> str:
+    return socket.gethostname().replace("-", "_").replace("/", "_") or "host"
+
+
+def _prefix(dest: Path, kind: str = "partial") -> str:
+    return f".{dest.name}.{kind}-{_host()}-"
 
 
 def _alive(pid: int) -> bool:
@@ -30,13 +36,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def staging_dir(dest: Path) -> Path:
-    """A fresh, empty staging folder for dest; stale ones from dead processes are removed first."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(_prefix(dest) + "*"):
-        pid = stale.name.rsplit("-", 1)[-1]
+def _stale(dest: Path, kind: str) -> list[Path]:
+    """This host's `kind` leftovers for dest whose process is gone."""
+    found = []
+    for path in dest.parent.glob(_prefix(dest, kind) + "*"):
+        pid = path.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+            found.append(path)
+    return sorted(found)
+
+
+def clean_stale(dest: Path) -> None:
+    """Remove dead processes' staging folders; restore or remove their old (replaced) folders."""
+    if not dest.parent.is_dir():
+        return
+    for stale in _stale(dest, "partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for old in _stale(dest, "old"):
+        if not (dest.exists() or dest.is_symlink()):
+            os.replace(old, dest)           # killed between the two renames: the old folder is still whole
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_dir(dest: Path) -> Path:
+    """A fresh, empty staging folder for dest; stale leftovers of dead processes are cleaned first."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(dest)
     tmp = dest.parent / f"{_prefix(dest)}{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -46,14 +72,15 @@ def staging_dir(dest: Path) -> Path:
 
 def move_into_place(built: Path, dest: Path, replace: bool = False) -> None:
     """Rename the complete folder `built` to `dest`. An existing dest is an error unless replace=True, when the
-    old folder is first renamed aside (`.<name>.old-<pid>`) and deleted only after the new one is in place."""
+    old folder is first renamed aside (`.<name>.old-<host>-<pid>`) and deleted only after the new one is in place.
+    The caller decides whether dest may be replaced at all (see ownership.check_replaceable)."""
     old = None
     if is_empty_dir(dest):
         dest.rmdir()
     if dest.exists() or dest.is_symlink():
         if not replace:
             raise ReproError(f"{dest} already exists", fix="remove it, choose another --data-root, or pass --force")
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        old = dest.parent / f"{_prefix(dest, 'old')}{os.getpid()}"
         os.replace(dest, old)
     os.replace(built, dest)
     if old is not None:

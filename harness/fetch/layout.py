@@ -35,10 +35,18 @@ class Problem:
         return f"{self.path}: {self.what}"
 
 
-def _raise(root: Path, problems: list[Problem], fix: str, title: str) -> None:
+def _raise(root: Path | str, problems: list[Problem], fix: str, title: str) -> None:
     shown = "; ".join(str(p) for p in problems[:SHOWN])
     more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
     raise ReproError(f"{title} in {root}: {shown}{more}", fix=fix)
+
+
+def counts_fix(found: dict[str, int], fix: str) -> str:
+    """The fix for a layout whose only fault may be its image counts: say how to accept them."""
+    if len(found) < len(SPLITS):
+        return fix
+    return (f"{fix}; if this archive is meant to hold {found['training']} training / {found['validation']} "
+            f"validation images, pass --counts {found['training']},{found['validation']}")
 
 
 def list_files(root: Path) -> list[str]:
@@ -55,10 +63,11 @@ def list_files(root: Path) -> list[str]:
 
 
 def check_layout(root: Path, counts: dict[str, int] | None = None, fix: str = "", check_labels: bool = True,
-                 progress: bool = True) -> dict[str, int]:
+                 progress: bool = True, where: str | None = None) -> dict[str, int]:
     """Raise ReproError naming the offending files unless root is a complete ADE20K-format dataset.
 
     counts: the expected number of images per split (default: the published 20,210 / 2,000).
+    where: what the error names instead of root (e.g. the archive, when root is a staging folder).
     Returns the image count per split.
     """
     counts = PUBLISHED_COUNTS if counts is None else counts
@@ -66,12 +75,13 @@ def check_layout(root: Path, counts: dict[str, int] | None = None, fix: str = ""
     problems: list[Problem] = []
     pairs: list[tuple[str, str]] = []
     found: dict[str, int] = {}
+    miscounted = False
     for split in SPLITS:
         img_dir, ann_dir = root / "images" / split, root / "annotations" / split
-        for d in (img_dir, ann_dir):
-            if not d.is_dir():
-                problems.append(Problem(d.relative_to(root).as_posix() + "/", "folder missing"))
-        if problems:
+        missing = [Problem(d.relative_to(root).as_posix() + "/", "folder missing") for d in (img_dir, ann_dir)
+                   if not d.is_dir()]
+        if missing:
+            problems += missing
             continue
         pattern = re.compile(re.escape(PREFIX[split]) + r"\d{8}\.(jpg|png)$")
         images = {p.stem: p for p in img_dir.iterdir()}
@@ -93,12 +103,13 @@ def check_layout(root: Path, counts: dict[str, int] | None = None, fix: str = ""
         found[split] = sum(1 for p in images.values() if p.suffix == ".jpg")
         if split in counts and found[split] != counts[split]:
             problems.append(Problem(f"images/{split}/", f"{found[split]} images, expected {counts[split]}"))
+            miscounted = True
     if problems:
-        _raise(root, problems, fix, "ADE20K layout check failed")
+        _raise(where or root, problems, counts_fix(found, fix) if miscounted else fix, "ADE20K layout check failed")
     if check_labels:
         problems = _check_pairs(root, pairs, progress)
         if problems:
-            _raise(root, problems, fix, "ADE20K annotation check failed")
+            _raise(where or root, problems, fix, "ADE20K annotation check failed")
     return found
 
 

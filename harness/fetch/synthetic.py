@@ -14,12 +14,13 @@ generator seeded with (seed, split, index), so the first n images are the same w
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import ReproError
-from harness.fetch import atomic, layout
+from harness.fetch import atomic, layout, ownership
 
 # raw label -> (name, base RGB, stripe period in px, stripe angle in degrees); stuff classes first
 CLASSES: dict[int, tuple[str, tuple[int, int, int], int, int]] = {
@@ -124,8 +125,8 @@ def generate(root: Path, num_train: int, num_val: int | None = None, seed: int =
 
     num_val defaults to max(1, num_train // 4). The folder is built beside root and renamed into place only
     when complete, layout-checked and its manifest written. If root already holds the same synthetic dataset
-    (same counts, seed and generator version, files unchanged), it is kept as is; any other existing root is an
-    error unless force=True, which replaces it. Returns root.
+    (same counts, seed and generator version, files unchanged), it is kept as is; another synthetic dataset is
+    replaced only with force=True; a real dataset or a folder the harness did not make never. Returns root.
     """
     root = Path(root).expanduser().resolve()
     num_val = max(1, num_train // 4) if num_val is None else num_val
@@ -133,34 +134,45 @@ def generate(root: Path, num_train: int, num_val: int | None = None, seed: int =
         raise ReproError(f"a synthetic dataset needs at least one image per split (asked {num_train} training, "
                          f"{num_val} validation)", fix="pass --synthetic N and --val N of at least 1")
     wanted = origin(num_train, num_val, seed)
-    if root.exists() and not atomic.is_empty_dir(root) and not force:
-        try:
-            manifest = layout.read_manifest(root)
-        except ReproError:
-            manifest = None
-        if manifest is not None and manifest.get("origin") == wanted \
-                and not layout.manifest_problems(root, manifest, deep=False):
-            return root
-        raise ReproError(f"{root} already exists and is not the synthetic dataset asked for "
-                         f"({num_train} training / {num_val} validation, seed {seed})",
-                         fix="remove it, choose another --data-root, or pass --force to replace it")
-    tmp = atomic.staging_dir(root)
-    try:
-        for split, n in (("training", num_train), ("validation", num_val)):
-            write_split(tmp, split, n, seed)
-        counts = {"training": num_train, "validation": num_val}
-        layout.check_layout(tmp, counts, progress=progress)
-        layout.write_manifest(tmp, wanted, counts, progress=progress)
-        atomic.move_into_place(tmp, root, replace=force)
-    except BaseException:
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with ownership.root_lock(root):
+        atomic.clean_stale(root)
+        if root.exists() and not atomic.is_empty_dir(root):
+            if _is(root, wanted) and not force:
+                return root
+            ownership.check_replaceable(root, "synthetic")
+            if not force:
+                raise ReproError(f"{root} already holds another dataset than the synthetic one asked for "
+                                 f"({num_train} training / {num_val} validation, seed {seed})",
+                                 fix="choose another --data-root, or pass --force to replace it")
+        _build(root, wanted, force, progress)
     return root
 
 
+def _is(root: Path, wanted: dict) -> bool:
+    """root holds the synthetic dataset `wanted` (same counts, seed and generator version, files unchanged)."""
+    try:
+        manifest = layout.read_manifest(root)
+    except ReproError:
+        return False
+    return manifest.get("origin") == wanted and not layout.manifest_problems(root, manifest, deep=False)
+
+
+def _build(root: Path, wanted: dict, force: bool, progress: bool) -> None:
+    tmp = atomic.staging_dir(root)
+    try:
+        for split, n in (("training", wanted["num_train"]), ("validation", wanted["num_val"])):
+            write_split(tmp, split, n, wanted["seed"])
+        counts = {"training": wanted["num_train"], "validation": wanted["num_val"]}
+        layout.check_layout(tmp, counts, progress=progress, where=f"the generated dataset for {root}")
+        layout.write_manifest(tmp, wanted, counts, progress=progress)
+        atomic.move_into_place(tmp, root, replace=force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def default_root() -> Path:
-    """<REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016, or REPRO_DATA where that is set."""
+    """<REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016; REPRO_DATA (the real dataset's root) never moves it."""
     from harness.paths import data_root
     return data_root("ade20k-synthetic")
 

@@ -272,3 +272,19 @@ def test_killed_extraction_leaves_the_data_root_as_it_was(home, tmp_path, good_z
     assert not staging.exists()
     assert layout.read_manifest(root)["files_sha256"] != before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ADE")]
+
+
+def test_layout_error_names_the_archive_and_the_counts_flag(home, tmp_path, good_zip):
+    """A well-formed archive with other image counts than the published ones: the error names the archive (not
+    a staging folder that is gone by the time it is read) and says how to accept its counts."""
+    root = tmp_path / "ADEChallengeData2016"
+    result = prepare("--zip", str(good_zip["path"]), "--data-root", str(root), "--md5", good_zip["md5"],
+                     "--sha1", good_zip["sha1"])
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert ".partial-" not in line
+    assert str(good_zip["path"]) in line
+    assert "images/training/: 6 images, expected 20210" in line
+    assert "--counts 6,3" in line
+    assert ade20k.status(root) == "missing"
+    assert prepare("--zip", str(good_zip["path"]), "--data-root", str(root), *hashes(good_zip)).exit_code == 0

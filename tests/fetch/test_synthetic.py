@@ -67,7 +67,7 @@ def test_existing_root_is_kept_or_refused(tmp_path):
     stamp = (root / layout.MANIFEST).stat().st_mtime_ns
     assert synthetic.generate(root, 4, 2) == root                      # same request: kept
     assert (root / layout.MANIFEST).stat().st_mtime_ns == stamp
-    with pytest.raises(ReproError, match="already exists"):
+    with pytest.raises(ReproError, match="already holds another dataset"):
         synthetic.generate(root, 5, 2)
     synthetic.generate(root, 5, 2, force=True)
     assert layout.read_manifest(root)["counts"] == {"training": 5, "validation": 2}
@@ -95,4 +95,5 @@ def test_default_roots(home, monkeypatch):
     assert ade20k.default_root() == home / "data" / "ade20k" / "ADEChallengeData2016"
     assert ade20k.status() == "missing"
     monkeypatch.setenv("REPRO_DATA", str(home / "elsewhere"))
-    assert synthetic.default_root() == ade20k.default_root() == home / "elsewhere"
+    assert ade20k.default_root() == home / "elsewhere"
+    assert synthetic.default_root() == root, "REPRO_DATA names the real dataset; the synthetic one stays put"
