@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference"
+# the tests' own data: the authors' files, checkpoint key manifests, golden outputs (origin: tests/data/PROVENANCE.md)
+DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -20,10 +21,16 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def reference() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.fail(f"{REFERENCE} is missing: the tests read ../shared/reference beside the repository")
-    return REFERENCE
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def golden_expected() -> dict:
+    """The golden mini outputs, decoded bit-exactly from their compact file (see tests/golden_codec.py)."""
+    import numpy as np
+    from golden_codec import decode
+    return decode(np.load(DATA / "golden" / "mini" / "expected.npz"))
 
 
 def pytest_report_header(config):
-    return [f"reference: {REFERENCE}", f"REPRO cpu threads: {os.cpu_count()}"]
+    return [f"test data: {DATA}", f"REPRO cpu threads: {os.cpu_count()}"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-REF = Path(__file__).parents[2].parent / 'shared' / 'reference'
+REF = REPO / 'tests' / 'data'
 GOLDEN = REF / 'golden' / 'mini'
 CONFIGS = {
     'eva02_B_sz512': REPO / 'reproductions' / 'eva02_B_sz512' / 'config.py',

@@ -41,7 +41,7 @@ def golden_config():
 
 
 @pytest.fixture(scope='module')
-def golden():
+def golden(golden_expected):
     from mmcv.cnn.utils import revert_sync_batchnorm
     from mmseg.models import build_segmentor
 
@@ -50,7 +50,7 @@ def golden():
     cfg = golden_config()
     model = revert_sync_batchnorm(build_segmentor(cfg.model))
     load_seg_checkpoint(model, GOLDEN / 'weights.pth')  # strict: fails on any unknown/missing key
-    return cfg, model.eval(), dict(np.load(GOLDEN / 'expected.npz'))
+    return cfg, model.eval(), golden_expected
 
 
 def run_pipeline(steps):

@@ -41,7 +41,7 @@ def make_record(tmp_path):
 
     def make(reproduction="eva02_L_sz512", protocol="ss", kind="eval", metrics=None, per_class=None, **extra):
         run_dir = tmp_path / "runs" / f"{reproduction}-{protocol}-{next(counter)}"
-        source = json.loads((REPO.parent / "shared/reference/eva02/eval_eva02_L_sz512_ss.json").read_text())["metric"]
+        source = json.loads((REPO / "tests/data/eva02/eval_eva02_L_sz512_ss.json").read_text())["metric"]
         base_metrics = {k: source[k] * 100 for k in ("aAcc", "mIoU", "mAcc")}
         base_pc = {}
         for key, value in source.items():
