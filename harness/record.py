@@ -1,6 +1,6 @@
 """result.json, the run record: the contract between the pipelines and the verdict.
 
-Fields follow ../shared/reference/result_record.md (schema "repro.result/1"). Written atomically: a reader
+Fields follow docs/result_record.md (schema "repro.result/1"). Written atomically: a reader
 never sees a half-written record. Everything here is torch-free; the environment capture imports torch
 only when asked for it.
 """

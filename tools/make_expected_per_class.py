@@ -1,4 +1,4 @@
-"""Write expected/per_class.csv from the authors' eval JSONs (../shared/reference/eva02/eval_*.json).
+"""Write expected/per_class.csv from the authors' eval JSONs (tests/data/eva02/eval_*.json).
 
 The JSONs hold fractions with float32 artefacts (0.8266000366210937); mmseg printed them as percent rounded to
 2 decimals (np.round(v * 100, 2)), which is what the published tables show, so that is what we store. The
@@ -35,7 +35,7 @@ def to_percent(fraction: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, default=ROOT.parent / "shared/reference/eva02")
+    parser.add_argument("--reference", type=Path, default=ROOT / "tests/data/eva02")
     args = parser.parse_args()
     import sys
     sys.path.insert(0, str(ROOT))

@@ -10,8 +10,9 @@ Code this reproduces: https://github.com/baaivision/EVA/tree/master/EVA-02/seg (
       year={2023}
     }
 
-Written for the harness from the description in ../shared/reference/eva02_seg.md §2; the module tree and the
-state_dict keys equal the released checkpoints (manifests in ../shared/reference/checkpoints/). Differences from
+Written for the harness from a description of the authors' backbone; the module tree and the state_dict keys
+equal the released checkpoints (key manifests in tests/data/checkpoints/, origin in tests/data/PROVENANCE.md), and
+tests/engine/test_golden.py checks the outputs against the authors' code on a small configuration. Differences from
 the authors' file, none of which changes the maths:
 - attention is `F.scaled_dot_product_attention` instead of xFormers' memory_efficient_attention (same default
   scale 1/sqrt(head_dim), no mask);

@@ -240,7 +240,7 @@ def _obtained_frames(run: Run):
     per_class = record.get("per_class") or {}
     if not isinstance(per_class, dict):
         raise ReproError(f"{run.path}: per_class is not an object of class -> {{IoU, Acc}}",
-                         fix="write per_class as in ../shared/reference/result_record.md")
+                         fix="write per_class as in docs/result_record.md")
     unknown = [name for name in per_class if name not in CLASSES]
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")

@@ -46,7 +46,7 @@ def test_per_class_rows_are_the_authors_values_in_percent(reference, name):
     for row in rows.rename(columns={"class": "cls"}).itertuples():
         assert row.value == round(metric[f"{row.metric}.{row.cls}"] * 100, 2)
     assert set(rows["source_text"]) == {
-        f"../shared/reference/eva02/{name} (baaivision/EVA@5623d08 EVA-02/seg/work_dirs/"
+        f"tests/data/eva02/{name} (baaivision/EVA@5623d08 EVA-02/seg/work_dirs/"
         + rows["source_text"].iloc[0].split("work_dirs/")[1]}
     summary = expected.summary
     summary = summary[(summary["reproduction"] == reproduction) & (summary["protocol"] == protocol)].set_index("metric")
