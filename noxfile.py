@@ -3,13 +3,17 @@
 Every session that needs the engine shares ONE virtualenv, .nox/engine, built by `install_engine` below:
 torch + torchvision (pinned), mmcv-full 1.7.2 compiled once into a wheel cache and reused, mmsegmentation
 0.29.1 without its stale mmcls requirement, and this package. A stamp file makes the second run instant.
+`tests-3.1x` / `demo-3.1x` do the same on each other supported Python found here, in .nox/engine-3.1x.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nox
@@ -26,27 +30,55 @@ ENGINE_INPUTS = ("requirements-engine.txt", "pyproject.toml", "tools/build_mmcv_
 REPRODUCTIONS = sorted(p.parent.name for p in (ROOT / "reproductions").glob("*/reproduction.toml")
                        if p.parent.name != "eva02_demo")
 
+# the Pythons the engine is measured on: pyproject.toml's classifiers (noxw reads the same lines)
+SUPPORTED_PYTHONS = [c.rsplit(" :: ", 1)[1] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())
+                     ["project"]["classifiers"] if c.startswith("Programming Language :: Python :: 3.")]
+DEFAULT_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"   # nox's own, chosen by ./noxw
+
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
 
 
-def _engine_fingerprint() -> str:
+def find_python(version: str) -> str | None:
+    """An interpreter of that version: `python3.1x` on PATH, else pyenv's (installed but not activated)."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(str(pyenv / "versions" / f"{version}.*" / "bin" / f"python{version}")))
+    for exe in filter(None, candidates):
+        # a pyenv shim of an inactive version is on PATH but fails: ask each one its version
+        ran = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True)
+        if ran.returncode == 0 and ran.stdout.strip() == version:
+            return exe
+    return None
+
+
+def engine_venv(version: str) -> Path:
+    return ENGINE_VENV if version == DEFAULT_PYTHON else ROOT / ".nox" / f"engine-{version}"
+
+
+def _engine_fingerprint(python_version: str) -> str:
     digest = hashlib.sha256()
     for name in ENGINE_INPUTS:
         digest.update((ROOT / name).read_bytes())
-    digest.update(sys.version.encode())
+    digest.update(python_version.encode())
     return digest.hexdigest()
 
 
-def install_engine(session: nox.Session) -> Path:
-    """Create or update .nox/engine and return its python. The only place the engine is installed."""
-    fingerprint = _engine_fingerprint()
-    if ENGINE_PY.exists() and STAMP.exists() and STAMP.read_text() == fingerprint:
-        session.log(f"engine up to date in {ENGINE_VENV}")
-        return ENGINE_PY
-    if not ENGINE_PY.exists():
-        session.run(sys.executable, "-m", "venv", str(ENGINE_VENV), external=True)
-    py = str(ENGINE_PY)
+def install_engine(session: nox.Session, python: str | None = None) -> Path:
+    """Create or update the engine venv of PYTHON (default: nox's own, in .nox/engine) and return its python.
+    The only place the engine is installed; each interpreter has its own venv and its own mmcv-full wheel."""
+    python = python or sys.executable
+    version = subprocess.check_output([python, "-c", "import sys; print(sys.version)"], text=True).strip()
+    venv = engine_venv(".".join(version.split(".")[:2]))
+    venv_py, stamp = venv / "bin" / "python", venv / STAMP.name
+    fingerprint = _engine_fingerprint(version)
+    if venv_py.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        session.log(f"engine up to date in {venv}")
+        return venv_py
+    if not venv_py.exists():
+        session.run(python, "-m", "venv", str(venv), external=True)
+    py = str(venv_py)
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
     session.run(*pip, "-r", "requirements-engine.txt", external=True)
     session.run(py, "tools/build_mmcv_wheel.py", "--python", py, "--wheelhouse", str(WHEELHOUSE), external=True)
@@ -55,8 +87,8 @@ def install_engine(session: nox.Session) -> Path:
     session.run(*pip, "--no-deps", "mmsegmentation==0.29.1", external=True)  # its mmcls requirement is never imported
     session.run(*pip, "-e", ".[test]", external=True)
     session.run(py, "-c", "import mmcv.ops, mmseg.apis, mmseg.models; print('engine ok')", external=True)
-    STAMP.write_text(fingerprint)
-    return ENGINE_PY
+    stamp.write_text(fingerprint)
+    return venv_py
 
 
 def _install_browser(session: nox.Session) -> None:
@@ -74,10 +106,39 @@ def _install_browser(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Run the whole test suite on the real engine (CPU)."""
-    py = install_engine(session)
+    _run_tests(session, install_engine(session))
+
+
+def _on_python(version: str, run_with_engine):
+    """A session body that installs the engine of Python VERSION and hands its python to RUN_WITH_ENGINE."""
+    def session_body(session: nox.Session) -> None:
+        python = sys.executable if version == DEFAULT_PYTHON else find_python(version)
+        if python is None:   # the session list is made from the Pythons found; this is only a race
+            session.error(f"Python {version} is no longer found on this machine")
+        run_with_engine(session, install_engine(session, python))
+    session_body.__doc__ = f"{run_with_engine.__doc__.rstrip('.')}, on Python {version} ({engine_venv(version).name})."
+    return session_body
+
+
+def _run_tests(session: nox.Session, py: Path) -> None:
+    """The whole test suite on the real engine (CPU)."""
     _install_browser(session)
     args = session.posargs or ["-q", "--durations=15", "tests"]
     session.run(str(py), "-m", "pytest", *args, external=True)
+
+
+def _run_demo(session: nox.Session, py: Path) -> None:
+    """The demo chain."""
+    session.run(str(py), "-m", "harness", "demo", *session.posargs, external=True)
+
+
+# one tests-3.1x and demo-3.1x per supported Python found here (not in the default run: CI keeps to `tests`)
+for _version in SUPPORTED_PYTHONS:
+    if _version == DEFAULT_PYTHON or find_python(_version):
+        nox.session(name=f"tests-{_version}", venv_backend="none", default=False)(
+            _on_python(_version, _run_tests))
+        nox.session(name=f"demo-{_version}", venv_backend="none", default=False)(
+            _on_python(_version, _run_demo))
 
 
 @nox.session(venv_backend="none")

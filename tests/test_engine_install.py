@@ -1,15 +1,32 @@
 """The engine installed by the noxfile: compiled mmcv ops, mmseg's API, and a stock UPerHead segmentor that trains."""
 import importlib.metadata as md
+from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ENGINE = {"torch": "2.14.1", "torchvision": "0.29.1", "mmcv-full": "1.7.2", "mmsegmentation": "0.29.1"}
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements-engine.txt"
+
+
+def _exact_pins_for_this_python() -> dict[str, str]:
+    """requirements-engine.txt's `name==version` lines whose environment marker holds for this interpreter."""
+    lines = (line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines())
+    reqs = [Requirement(line) for line in lines if line]
+    return {r.name: str(r.specifier)[2:] for r in reqs
+            if str(r.specifier).startswith("==") and (r.marker is None or r.marker.evaluate())}
 
 
 def test_pinned_versions_are_installed():
     for dist, version in ENGINE.items():
         assert md.version(dist).split("+")[0] == version, dist
-    assert md.version("numpy").startswith("1."), "mmseg 0.29.1's metrics and mmcv's log format need numpy 1.x"
+
+
+def test_requirement_pins_hold_for_this_python():
+    pins = _exact_pins_for_this_python()
+    assert "numpy" in pins and "torch" in pins   # exactly one numpy line applies to every supported Python
+    for dist, version in pins.items():
+        assert md.version(dist).split("+")[0] == version, f"{dist}: requirements-engine.txt pins {version}"
 
 
 def test_compiled_ops_and_apis_import():
