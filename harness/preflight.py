@@ -5,7 +5,6 @@ the failures as notes instead (`Notes`), so a dry run works on a machine that ha
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import zipfile
 from dataclasses import dataclass, field
@@ -30,12 +29,9 @@ class Notes:
         self.items.append(exc.one_line().removeprefix("error: "))
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def file_sha256(path: Path) -> str:
+    from harness.fetch.hashing import sha256
+    return sha256(Path(path), progress=False)
 
 
 def check_checkpoint_file(path: Path, what: str = "checkpoint") -> None:
@@ -54,6 +50,7 @@ def check_checkpoint_file(path: Path, what: str = "checkpoint") -> None:
 
 def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes) -> dict | None:
     """{"path", "sha256", "source"} of the checkpoint to evaluate: --checkpoint, else the verified download."""
+    digest = None
     if checkpoint is not None and Path(checkpoint).is_dir():
         path, source = checkpoint_of_train_run(Path(checkpoint))
     elif checkpoint is not None:
@@ -65,17 +62,19 @@ def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes)
         return None
     else:
         try:
-            path = Path(_resolve_weights(rep, "weights")).resolve()
+            path, digest = _resolve_weights(rep, "weights")
         except ReproError as exc:
             notes.fail(exc)
             return None
-        source = rep.weights.url
+        path, source = path.resolve(), rep.weights.url
     try:
         check_checkpoint_file(path)
     except ReproError as exc:
         notes.fail(exc)
         return {"path": str(path), "sha256": None, "source": source}
-    return {"path": str(path), "sha256": file_sha256(path), "source": source}
+    # a verified download's digest comes from its check (one hash per file per command, none if the lock file
+    # saw this very file verified); any other checkpoint is hashed here
+    return {"path": str(path), "sha256": digest or file_sha256(path), "source": source}
 
 
 def checkpoint_of_train_run(run_dir: Path) -> tuple[Path, str]:
@@ -102,22 +101,17 @@ def resolve_pretrained(rep: Reproduction, pretrained: Path | None, notes: Notes)
     if rep.pretrained is None:
         return None
     try:
-        path = Path(_resolve_weights(rep, "pretrained")).resolve()
+        path, digest = _resolve_weights(rep, "pretrained")
     except ReproError as exc:
         notes.fail(exc)
         return None
-    return {"path": str(path), "sha256": rep.pretrained.sha256 or file_sha256(path), "source": rep.pretrained.url}
+    return {"path": str(path.resolve()), "sha256": digest, "source": rep.pretrained.url}
 
 
-def _resolve_weights(rep: Reproduction, which: str) -> Path:
-    try:
-        from harness.fetch.weights import resolve
-    except ModuleNotFoundError as exc:
-        if exc.name != "harness.fetch.weights":
-            raise
-        raise ReproError(f"this harness cannot fetch weights yet (no harness.fetch.weights) for '{rep.id}'",
-                         fix="pass the file with --checkpoint / --pretrained") from None
-    return resolve(rep, which)
+def _resolve_weights(rep: Reproduction, which: str) -> tuple[Path, str]:
+    """The verified file and its sha256, hashed at most once (see harness.fetch.weights.resolve)."""
+    from harness.fetch.weights import resolve_with_sha256
+    return resolve_with_sha256(rep, which)
 
 
 def default_data_root(rep: Reproduction) -> Path:

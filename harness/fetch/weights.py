@@ -12,8 +12,10 @@ mirror (`--endpoint`, else HF_ENDPOINT). Then our check, in this order of trust:
 
 A file that fails its check is moved to <REPRO_HOME>/weights/quarantine/ and the reason printed; the cache entry is
 removed so the next `repro download` fetches it again. `resolve()` is what loading code calls: it returns a path
-only after the full hash check passes. `repro download ID --from-file PATH` checks a file already on disk the same
-way and registers it in the lock file, where `resolve()` finds it (the file stays where it is).
+only after the hash check passed, in this command or in an earlier one that saw the same file (the lock file records
+size, mtime and inode of every verified file, so a 1.77 GB checkpoint is hashed once, not by every eval).
+`repro download ID --from-file PATH` checks a file already on disk the same way and registers it in the lock file,
+where `resolve()` finds it; that file is never moved, not even when it later fails its check.
 """
 from __future__ import annotations
 
@@ -168,8 +170,27 @@ def quarantine(path: Path, reason: str, cache_pointer: Path | None = None) -> Pa
     return dest
 
 
+def _unregister(wf: WeightsFile, path: Path) -> None:
+    """Forget a registered (--from-file) path: the lock file keeps the reference hash, not the file."""
+    with _locked_lockfile():
+        data = read_lock()
+        entry = data.get(key(wf))
+        if not entry:
+            return
+        entry.get("checked", {}).pop(str(path), None)
+        if entry.get("path") == str(path):
+            del entry["path"]
+        _write_lock(data)
+
+
 def _reject(rep: Reproduction, which: str, wf: WeightsFile, path: Path, reason: str,
             pointer: Path | None) -> ReproError:
+    if not _in_cache(path):         # the user's own file (--from-file): never moved, only no longer used
+        _unregister(wf, path)
+        return ReproError(f"{wf.filename} for {rep.id} failed verification: {reason}; {path} is left where it is "
+                          f"and no longer registered",
+                          fix=f"run `{download_command(rep, which)}`, or `{download_command(rep, which)} "
+                              f"--from-file PATH` with a good copy")
     moved = quarantine(path, reason, pointer)
     return ReproError(f"{wf.filename} for {rep.id} failed verification: {reason}; moved to {moved}",
                       fix=f"run `{download_command(rep, which)}` to fetch it again (from another --endpoint if it "
@@ -223,9 +244,16 @@ def status(rep: Reproduction, which: str = "weights") -> str:
 def resolve(rep: Reproduction, which: str = "weights", progress: bool = True) -> Path:
     """The verified local file of rep's released ('weights') or pretrained ('pretrained') weights.
 
-    No network. Hashes the file and compares it with the published or locked sha256 every time; a mismatch
-    quarantines it. Raises ReproError with the `repro download ...` fix when the file is missing or unverified.
+    No network. A file the lock file saw verified with the same size, mtime and inode is not hashed again; any
+    other is hashed and compared with the published or locked sha256, and a mismatch quarantines a downloaded
+    file (a --from-file one is only unregistered). Raises ReproError with the `repro download ...` fix when the
+    file is missing or unverified.
     """
+    return resolve_with_sha256(rep, which, progress)[0]
+
+
+def resolve_with_sha256(rep: Reproduction, which: str = "weights", progress: bool = True) -> tuple[Path, str]:
+    """resolve(), and the file's sha256: what a run record needs, without hashing the file a second time."""
     wf = weights_file(rep, which)
     path = cached_path(wf)
     if path is None:
@@ -237,12 +265,20 @@ def resolve(rep: Reproduction, which: str = "weights", progress: bool = True) ->
     if want is None:
         raise ReproError(f"{path} has never been verified (no published sha256 and no entry in "
                          f"{weights_dir() / LOCK})", fix=f"run `{download_command(rep, which)}` to verify it")
+    if _verified_before(wf, path, want):
+        return path, want
     pointer = path if path.is_symlink() else None
     reason, digest = _mismatch(wf, path, progress=progress)
     if reason:
         raise _reject(rep, which, wf, path, reason, pointer)
     _record(wf, path, digest, "resolve", local=not _in_cache(path))
-    return path
+    return path, digest
+
+
+def _verified_before(wf: WeightsFile, path: Path, want: str) -> bool:
+    """The lock file saw this very file (size, mtime, inode) verified against the sha256 it must have."""
+    entry = read_lock().get(key(wf), {})
+    return entry.get("sha256") == want and entry.get("checked", {}).get(str(path)) == _fingerprint(path)
 
 
 def sha256_of(rep: Reproduction, which: str = "weights") -> str | None:
@@ -323,8 +359,11 @@ def download(rep: Reproduction, which: str = "weights", endpoint: str | None = N
         raise
     except Exception as exc:        # every failure becomes one line naming it and the fix
         raise _hf_error(rep, which, wf, exc, endpoint) from exc
+    want = expected(wf)[0]
+    if want is not None and _verified_before(wf, path, want):       # already in the cache, verified as it is
+        return path
     declared_sha, declared_size = (None, None)
-    if expected(wf)[0] is None:      # first download: also check what the server declares
+    if want is None:                 # first download: also check what the server declares
         declared_sha, declared_size = _server_metadata(wf, endpoint)
         if declared_sha is None:
             declared_sha = _blob_name_sha(path)

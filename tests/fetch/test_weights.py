@@ -198,3 +198,65 @@ def test_endpoint_flag(tiny, server, monkeypatch):
     assert result.exit_code == 0, result.output
     assert server.gets(tiny["seg_path"]) and weights.status(rep()) == "verified"
     assert lock()[weights.key(rep().weights)]["source"] == f"huggingface_hub from {server.url}"
+
+
+def test_a_registered_file_that_fails_is_never_moved(tiny, tmp_path):
+    """A file given with --from-file stays where the user keeps it, even when it later fails its check."""
+    mine = tmp_path / "mine" / "seg.pth"
+    mine.parent.mkdir()
+    mine.write_bytes(tiny["seg"])
+    assert run("tiny", "--from-file", str(mine)).exit_code == 0
+    assert weights.resolve(rep()) == mine
+    with open(mine, "r+b") as fh:                   # the user's copy changes (bit rot, an edit, another file)
+        fh.seek(100)
+        fh.write(b"\x00\x01\x02")
+    changed = mine.read_bytes()
+    with pytest.raises(ReproError, match="failed verification: sha256") as info:
+        weights.resolve(rep())
+    assert f"{mine} is left where it is" in info.value.message
+    assert mine.read_bytes() == changed, "the user's file is neither moved nor altered"
+    assert not weights.quarantine_dir().exists() or not list(weights.quarantine_dir().iterdir())
+    assert weights.status(rep()) == "missing", "no longer registered"
+    assert str(mine) not in json.dumps(lock()[weights.key(rep().weights)].get("checked", {}))
+    # the same failure through `repro download --from-file` leaves it in place too
+    result = run("tiny", "--from-file", str(mine))
+    assert result.exit_code == 2 and mine.read_bytes() == changed
+
+
+def _read_bytes_so_far() -> int:
+    with open("/proc/self/io") as fh:
+        return int(next(line for line in fh if line.startswith("rchar:")).split()[1])
+
+
+def test_a_verified_checkpoint_is_not_hashed_again(tiny, server):
+    """`repro download` hashes the file once; resolving it and the eval preflight reuse that digest (the lock
+    file records size + mtime + inode), reading none of its bytes again."""
+    import io
+    import zipfile
+
+    from harness import preflight
+
+    buf = io.BytesIO()                              # a torch-format checkpoint: a zip with a data.pkl record
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("tiny_seg/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("tiny_seg/data/0", tiny["seg"][:3_100_000])
+    checkpoint = buf.getvalue()
+    server.add_hf("test-org/tiny", rep().weights.revision, rep().weights.filename, checkpoint)
+    assert run("tiny").exit_code == 0
+    digest = hashlib.sha256(checkpoint).hexdigest()
+    before = _read_bytes_so_far()
+    assert weights.resolve(rep()).read_bytes() == checkpoint
+    reread = _read_bytes_so_far() - before - len(checkpoint)           # minus the read_bytes() above
+    assert reread < len(checkpoint) // 10, f"resolve() read {reread} bytes of a verified file"
+    before = _read_bytes_so_far()
+    found = preflight.resolve_checkpoint(rep(), None, preflight.Notes())
+    assert found["sha256"] == digest and found["path"] == str(weights.resolve(rep()).resolve())
+    reread = _read_bytes_so_far() - before
+    assert reread < len(checkpoint) // 10, f"the eval preflight read {reread} bytes of a verified checkpoint"
+    # a changed file (new mtime) is hashed again, and caught
+    path = weights.resolve(rep())
+    with open(path.resolve(), "r+b") as fh:
+        fh.seek(len(checkpoint) // 2)
+        fh.write(b"\xff\xfe")
+    with pytest.raises(ReproError, match="failed verification: sha256"):
+        weights.resolve(rep())
