@@ -156,6 +156,15 @@ def bench(session: nox.Session) -> None:
         session.run(str(py), str(script), *session.posargs, external=True)
 
 
+@nox.session(venv_backend="none", default=False)
+def gpu(session: nox.Session) -> None:
+    """GPU self-check: the `gpu` tests (CUDA golden logits, AMP training, NCCL eval, scatter, MMDDP, collect) and
+    the evaluation benchmark; one summary line and gpu_check.json (in $OUT if set). Under 5 minutes on one GPU."""
+    py = install_engine(session)
+    out = Path(os.environ.get("OUT", ROOT)) / "gpu_check.json"
+    session.run(str(py), "tools/gpu_selfcheck.py", "--out", str(out), *session.posargs, external=True)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests, tools and noxfile."""

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU self-check on a bare GPU machine without internet, from the repository root:
+#
+#   tools/gpu_check.sh DIR_OF_WHEELS          # DIR made by tools/gpu_wheels.sh (the mmcv-full sdist + small wheels)
+#
+# It keeps the machine's torch (and records its version), installs from DIR only (PIP_NO_INDEX), compiles
+# mmcv-full 1.7.2 with CPU ops on every core (tools/build_mmcv_wheel.py --sdist; GPUs hidden from the build),
+# installs mmsegmentation 0.29.1 and this package without dependencies, then runs tools/gpu_selfcheck.py: the
+# `gpu` tests and, where it exists, the evaluation benchmark. Writes $OUT/gpu_check.json (./gpu_check.json
+# without $OUT) with gpu_check.log beside it, and prints one summary line. PYTHON overrides the interpreter
+# (default python3); REPRO_WHEELHOUSE the wheel cache. About 5 minutes on a 16-core H200 machine.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+wheels=${1:?usage: tools/gpu_check.sh DIR_OF_WHEELS (made by tools/gpu_wheels.sh)}
+wheels=$(cd "$wheels" && pwd) || { echo "gpu_check FAIL: no folder $1; make it with tools/gpu_wheels.sh" >&2; exit 2; }
+out_dir=${OUT:-.}
+mkdir -p "$out_dir" && out_dir=$(cd "$out_dir" && pwd)
+log=$out_dir/gpu_check.log
+steps=$out_dir/gpu_check.steps.tsv
+: >"$log"; : >"$steps"
+started=$(date +%s)
+py=${PYTHON:-python3}
+py=$(command -v "$py") || { echo "gpu_check FAIL: no $py on PATH; set PYTHON" >&2; exit 2; }
+pybin=$("$py" -c 'import os, sys; print(os.path.dirname(sys.executable))')
+export PATH="$pybin:$PATH"                       # ninja (for parallel compiles) lands beside the interpreter
+export PIP_NO_INDEX=1 PIP_FIND_LINKS="$wheels" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # the harness, even if the editable install fails
+export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+wheelhouse=${REPRO_WHEELHOUSE:-$HOME/.cache/repro/wheelhouse}
+
+step() {   # step NAME COMMAND...: run it into the log, append NAME<TAB>rc<TAB>seconds to the steps file
+  local name=$1 t0 rc; shift
+  t0=$(date +%s)
+  echo "=== $name: $*" >>"$log"
+  "$@" >>"$log" 2>&1; rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$(( $(date +%s) - t0 ))" >>"$steps"
+  echo "gpu_check: $name rc=$rc" >&2
+  return $rc
+}
+
+build_mmcv() {   # prints the cached wheel's path last; kept for install_mmcv
+  "$py" tools/build_mmcv_wheel.py --python "$py" --wheelhouse "$wheelhouse" --sdist "$sdist" | tee "$out_dir/mmcv_wheel.txt"
+}
+
+install_wheel() {   # the mmcv-full wheel the build put in the cache for this torch (the build's last line)
+  local wheel
+  wheel=$(tail -n 1 "$out_dir/mmcv_wheel.txt")
+  "$py" -m pip install -q --no-deps --force-reinstall "$wheel"
+}
+
+sdist=$(ls "$wheels"/mmcv-full-1.7.2.tar.gz 2>/dev/null || ls "$wheels"/mmcv*full*1.7.2*.tar.gz 2>/dev/null | head -n 1)
+step torch "$py" -c 'import torch; print("system torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
+step deps "$py" -m pip install -q ninja addict "yapf==0.43.0" prettytable
+step mmseg "$py" -m pip install -q --no-deps "mmsegmentation==0.29.1"
+if [ -n "$sdist" ]; then
+  step build_mmcv build_mmcv && step install_mmcv install_wheel
+else
+  echo "no mmcv-full 1.7.2 sdist in $wheels" >>"$log"; printf 'build_mmcv\t2\t0\n' >>"$steps"
+fi
+step repro "$py" -m pip install -q --no-deps --no-build-isolation -e .
+step engine_import "$py" -c 'import mmcv.ops, mmseg.apis, mmseg.models, harness.engine.modules; print("engine ok")'
+"$py" tools/gpu_selfcheck.py --out "$out_dir/gpu_check.json" --steps "$steps" --started "$started" --log "$log"
