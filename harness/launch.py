@@ -10,12 +10,19 @@ those processes start, where, and with which rendezvous; it supervises them and 
   `--master-port` it uses `--standalone` (torchrun picks a free port); with several nodes, run the same command on
   every node with its own `--node-rank`.
 - `slurm`: an sbatch script with one `srun` task per GPU, written to the run directory and submitted with
-  `sbatch`; its last step (`python -m harness.launch finalize`) writes the run record on the first node.
+  `sbatch`; its last step (`python -m harness.launch finalize`) writes the run record on the first node. Every
+  value written into the script is checked for newlines and control characters and shell-quoted (sbatch's own
+  `#SBATCH` parser honours the same quotes). The job id is kept in `slurm.json` as soon as sbatch prints it, so a
+  job that ends without its last step (time limit, node failure) can be settled later (harness/settle.py).
+
+With several nodes each node's settings are its own file (`job.json` on node 0, `job.node<N>.json` on node N), so
+nodes sharing one run directory never read each other's `node_rank`; only node 0 writes `result.json`.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -31,6 +38,21 @@ ENTRY_MODULE = "harness.engine.entry"
 JOB_FILE = "job.json"
 CONSOLE_LOG = "console.log"
 SBATCH_FILE = "job.sbatch"
+SLURM_FILE = "slurm.json"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def job_file(node_rank: int = 0) -> str:
+    """The job settings file of one node: node 0's is job.json (the run's), node N's job.node<N>.json."""
+    return JOB_FILE if node_rank == 0 else f"job.node{node_rank}.json"
+
+
+def check_script_value(flag: str, value: str) -> str:
+    """A value bound for job.sbatch: one line without control characters, or a one-line ReproError."""
+    if _CONTROL.search(value):
+        raise ReproError(f"{flag} {value!r} holds a newline or control character, which would change job.sbatch",
+                         fix=f"give {flag} a single-line value")
+    return value
 
 
 @dataclass
@@ -68,6 +90,18 @@ class LaunchOptions:
         if self.launcher == "torchrun" and self.nnodes > 1 and not self.master_addr:
             raise ReproError("--nnodes > 1 needs the address of node 0",
                              fix="add `--master-addr <node 0 host>` (and the same `--master-port` on every node)")
+        if self.launcher == "slurm" and self.node_rank != 0:
+            raise ReproError("--node-rank is for torchrun; Slurm starts every node from one sbatch",
+                             fix="drop --node-rank (submit once, with --nnodes)")
+        if self.launcher == "slurm":
+            for flag, value in (("--partition", self.partition), ("--account", self.account),
+                                ("--time", self.time), ("--master-addr", self.master_addr)):
+                if value is not None:
+                    check_script_value(flag, value)
+            for value in self.srun_args:
+                check_script_value("--srun-arg", value)
+            for value in self.sbatch_args:
+                _split_arg("--sbatch-arg", check_script_value("--sbatch-arg", value))
 
     def record(self) -> dict:
         data = asdict(self)
@@ -106,21 +140,38 @@ def local_argv(job_path: Path) -> list[str]:
     return [sys.executable] + entry_args(job_path)
 
 
+def _split_arg(flag: str, value: str) -> list[str]:
+    """`--sbatch-arg "--mem 4G"` is two words, `--sbatch-arg "--comment='a b'"` one: split as a shell would."""
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise ReproError(f"{flag} {value!r} has an unbalanced quote", fix=f"quote the whole {flag} value once") from exc
+
+
 def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> str:
-    """An sbatch script: one srun task per GPU, rank/world from SLURM_* in each task, then the run record."""
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --nodes={opts.nnodes}",
+    """An sbatch script: one srun task per GPU, rank/world from SLURM_* in each task, then the run record.
+
+    The `#SBATCH` lines come first, then one `srun` line; every value is checked (check_script_value) and quoted.
+    """
+    opts.validate()
+    q = shlex.quote
+    cwd = os.getcwd()
+    for flag, value in (("the job name", job_name), ("the run directory", str(run_dir)),
+                        ("the working directory", cwd), ("the Python path", sys.executable)):
+        check_script_value(flag, value)
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={q(job_name)}", f"#SBATCH --nodes={opts.nnodes}",
              f"#SBATCH --ntasks-per-node={opts.gpus}", f"#SBATCH --gpus-per-node={opts.gpus}",
-             f"#SBATCH --cpus-per-task={opts.cpus_per_task}", f"#SBATCH --output={run_dir / 'slurm-%j.out'}"]
+             f"#SBATCH --cpus-per-task={opts.cpus_per_task}", f"#SBATCH --output={q(str(run_dir / 'slurm-%j.out'))}"]
     for name in ("partition", "account", "time"):
         if getattr(opts, name):
-            lines.append(f"#SBATCH --{name}={getattr(opts, name)}")
-    lines += [f"#SBATCH {arg}" for arg in opts.sbatch_args]
+            lines.append(f"#SBATCH --{name}={q(getattr(opts, name))}")
+    lines += [f"#SBATCH {shlex.join(_split_arg('--sbatch-arg', arg))}" for arg in opts.sbatch_args]
     port = opts.master_port or DEFAULT_MASTER_PORT
     srun = ["srun", "--kill-on-bad-exit=1", *opts.srun_args, sys.executable, "-u", *entry_args(job_path)]
     finalize = [sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(run_dir)]
     lines += [
         "",
-        f"cd {shlex.quote(os.getcwd())}",
+        f"cd {q(cwd)}",
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
         f"export MASTER_PORT={port}",
         shlex.join(srun),
@@ -208,21 +259,57 @@ def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bo
                 signal.signal(signal.SIGTERM, previous)
 
 
-def submit_slurm(p: Plan, log_path: Path) -> str:
-    """Write the sbatch script and submit it; return sbatch's output (the job id)."""
+class SbatchRefused(ReproError):
+    """sbatch printed no job id: the submission itself was refused (bad options, limits, no such partition)."""
+
+
+def _job_id(first_line: str) -> str | None:
+    """`sbatch --parsable` prints `<id>` or `<id>;<cluster>` once the job is accepted."""
+    word = first_line.strip().split(";")[0]
+    return word if word.isdigit() else None
+
+
+def submit_slurm(p: Plan, log_path: Path) -> tuple[str, int]:
+    """Write the sbatch script and submit it; return (job id, sbatch's exit code).
+
+    The job id is written to slurm.json as soon as sbatch prints it (before `--wait` returns). With `--wait`
+    sbatch's exit code is the job's, so a failed job is told from a refused submission by the id, not the code:
+    no id means refused (SbatchRefused).
+    """
     assert p.script is not None and p.script_path is not None
-    p.script_path.write_text(p.script)
+    run_dir = p.script_path.parent
+    (run_dir / SLURM_FILE).unlink(missing_ok=True)          # an earlier job's id must not describe this run
+    from harness.record import write_json_atomic
+    _write_text_atomic(p.script_path, p.script)
     try:
-        out = subprocess.run(p.argv, check=True, capture_output=True, text=True)
+        proc = subprocess.Popen(p.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
     except FileNotFoundError as exc:
         raise ReproError("sbatch is not on PATH", fix="run on a Slurm login node, or use `--launcher torchrun`") from exc
-    except subprocess.CalledProcessError as exc:
-        msg = (exc.stderr or exc.stdout or "").strip().splitlines()
-        raise ReproError(f"sbatch refused the job: {msg[-1] if msg else exc.returncode}",
-                         fix=f"check the Slurm options in {p.script_path}") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    job_id = _job_id(first)
+    if job_id is not None:
+        write_json_atomic(run_dir / SLURM_FILE, {"job_id": job_id, "script": SBATCH_FILE,
+                                                 "submitted_with": p.command})
+    try:
+        rest, err = proc.communicate()
+    except KeyboardInterrupt:
+        proc.terminate()
+        raise
     with open(log_path, "a") as log:
-        log.write(f"$ {p.command}\n{out.stdout}{out.stderr}")
-    return out.stdout.strip()
+        log.write(f"$ {p.command}\n{first}{rest}{err}")
+    if job_id is None:
+        msg = [ln for ln in (err + first + rest).strip().splitlines() if ln.strip()]
+        raise SbatchRefused(f"sbatch refused the job: {msg[-1].strip() if msg else f'exit code {proc.returncode}'}",
+                            fix=f"check the Slurm options in {p.script_path}")
+    return job_id, proc.returncode
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _main(argv: list[str] | None = None) -> int:

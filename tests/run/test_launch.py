@@ -59,3 +59,79 @@ def test_inconsistent_launch_options_are_one_line_errors(opts, words):
     with pytest.raises(ReproError) as info:
         opts.validate()
     assert words in info.value.one_line() and "\n" not in info.value.one_line()
+
+
+# ------------------------------------------------------------------------ job.sbatch: validated, quoted values
+
+INJECTED = "gpu\necho INJECTED"
+
+
+@pytest.mark.parametrize("flag, opts", [
+    ("--partition", LaunchOptions("slurm", partition=INJECTED)),
+    ("--account", LaunchOptions("slurm", account=INJECTED)),
+    ("--time", LaunchOptions("slurm", time="1:00\recho INJECTED")),
+    ("--sbatch-arg", LaunchOptions("slurm", sbatch_args=["--exclusive", INJECTED])),
+    ("--srun-arg", LaunchOptions("slurm", srun_args=[f"--comment={INJECTED}"])),
+])
+def test_a_value_with_a_newline_never_reaches_job_sbatch(flag, opts, tmp_path):
+    with pytest.raises(ReproError) as info:
+        plan(opts, tmp_path / "job.json", tmp_path, "j")
+    line = info.value.one_line()
+    assert flag in line and "newline or control character" in line and "\n" not in line
+    assert not list(tmp_path.iterdir())
+
+
+def test_sbatch_values_are_quoted_and_the_sbatch_lines_come_first():
+    opts = LaunchOptions("slurm", partition="debug", account="a b", sbatch_args=["--comment='x y'#z", "--mem 4G"])
+    lines = plan(opts, JOB, RUN, "repro-x-eval").script.splitlines()
+    assert "#SBATCH --account='a b'" in lines and "#SBATCH --partition=debug" in lines
+    assert "#SBATCH '--comment=x y#z'" in lines and "#SBATCH --mem 4G" in lines
+    first_other = next(i for i, ln in enumerate(lines[1:], 1) if not ln.startswith("#SBATCH"))
+    assert all(not ln.startswith("#SBATCH") for ln in lines[first_other:])
+    assert sum(ln.startswith("srun ") for ln in lines) == 1
+
+
+def test_an_unbalanced_quote_in_an_sbatch_arg_is_one_line():
+    with pytest.raises(ReproError, match="unbalanced quote"):
+        LaunchOptions("slurm", sbatch_args=["--comment='x"]).validate()
+
+
+# ------------------------------------------------------------------------ the record: which reason, which node
+
+def _run_dir(tmp_path: Path, **launch) -> Path:
+    import json
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "job.json").write_text(json.dumps({"kind": "eval", "reproduction": "eva02_demo", "protocol": "ss",
+                                              "launch": {"launcher": "torchrun", "world_size": 12, **launch}}))
+    return run
+
+
+def test_the_reason_is_rank_0s_first_then_the_others_by_rank(tmp_path):
+    from harness.runs import finalize
+    run = _run_dir(tmp_path)
+    (run / "failure.rank1.txt").write_text("RuntimeError: [gloo] Connection closed by peer\n")
+    (run / "failure.rank10.txt").write_text("RuntimeError: [gloo] timed out\n")
+    (run / "failure.txt").write_text("ReproError: checkpoint does not match the model\n")
+    rec = finalize(run, 1)
+    assert rec["failure"] == ("ReproError: checkpoint does not match the model; "
+                              "rank 1: RuntimeError: [gloo] Connection closed by peer; "
+                              "rank 10: RuntimeError: [gloo] timed out")
+
+
+def test_a_node_other_than_0_never_writes_the_record(tmp_path):
+    """Node 1's settings are job.node1.json; it reports its outcome and leaves result.json to node 0."""
+    import json
+
+    from harness.launch import job_file
+    from harness.runs import finalize
+    run = _run_dir(tmp_path)
+    assert job_file(0) == "job.json" and job_file(1) == "job.node1.json"
+    (run / job_file(1)).write_text(json.dumps({"kind": "eval", "reproduction": "eva02_demo",
+                                               "launch": {"launcher": "torchrun", "node_rank": 1}}))
+    assert finalize(run, 0, node_rank=1)["status"] == "worker-done"
+    failed = finalize(run, 1, node_rank=1)
+    assert failed["status"] == "failed" and failed["failure"].startswith("node 1: processes exited with code 1")
+    assert not (run / "result.json").exists()
+    assert finalize(run, 0)["status"] == "failed"         # node 0: outputs missing, and it writes the record
+    assert (run / "result.json").exists()

@@ -1,0 +1,112 @@
+"""Settle a Slurm run that ended without its record: the job ran out of time, lost its node, or was cancelled.
+
+A Slurm run's record is written by the last line of its job script (`python -m harness.launch finalize`). When
+Slurm kills the script first there is no result.json, only job.json and slurm.json (the job id). The next `repro`
+command that reads the run directory (`verify`, `report`, `list`) calls `settle(run_dir)`: it asks Slurm for the
+job's state (`scontrol show job`; without accounting there is no sacct) and, once the job has ended, writes the
+failed record with that state and the engine's own failure lines. A run still queued or running is left alone.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.errors import ReproError
+from harness.launch import JOB_FILE, SLURM_FILE
+from harness.record import RESULT_FILE
+
+# Slurm job states that mean the job will not run (again) by itself
+ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+         "TIMEOUT", "SPECIAL_EXIT", "REVOKED"}
+_FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w/:]*)=")
+
+
+def parse_scontrol(line: str) -> dict[str, str]:
+    """One `scontrol show job -o` line as a dict; values may hold spaces (JobName, Command, StdOut)."""
+    marks = list(_FIELD.finditer(line))
+    return {m.group(1): line[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(line)].strip()
+            for i, m in enumerate(marks)}
+
+
+def slurm_job(job_id: str) -> dict | None:
+    """Slurm's view of a job: its fields, {} when Slurm no longer knows it, None when scontrol is not here."""
+    if not shutil.which("scontrol"):
+        return None
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True,
+                             timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        text = (out.stderr + out.stdout).lower()
+        return {} if "invalid job id" in text else None
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("JobId=")]
+    return parse_scontrol(lines[0]) if lines else {}
+
+
+def _exit_code(info: dict) -> int:
+    """Slurm's ExitCode is `code:signal`; as a process exit code: -signal, else code, else 1 (no record: failed)."""
+    code, _, sig = (info.get("ExitCode") or "0:0").partition(":")
+    if sig.isdigit() and int(sig):
+        return -int(sig)
+    return int(code) if code.isdigit() and int(code) else 1
+
+
+def describe(job_id: str, info: dict) -> str:
+    """Why the run has no record, in Slurm's words: `Slurm job 12 ended TIMEOUT (TimeLimit) ...`."""
+    if not info:
+        return f"Slurm job {job_id} is no longer known to Slurm and ended before the run was finalized"
+    state = info.get("JobState", "UNKNOWN")
+    reason = info.get("Reason")
+    text = f"Slurm job {job_id} ended {state}" + (f" ({reason})" if reason and reason != "None" else "")
+    if not info.get("BatchHost") and info.get("NodeList") in (None, "", "(null)"):
+        return text + " while pending; it never started"
+    return text + " before the run was finalized"
+
+
+def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
+    """Write the failed record of a Slurm run that ended without one; return it (None: nothing to settle).
+
+    `wait_s`: how long to wait for a job that is still completing (the submitting `repro --slurm-wait` uses it).
+    Raises ReproError for a job still queued or running, so a reader says so instead of "no record".
+    """
+    import time
+
+    from harness.runs import _read_json, finalize
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or (run_dir / RESULT_FILE).exists() or not (run_dir / JOB_FILE).exists():
+        return None
+    job_id = (_read_json(run_dir / SLURM_FILE) or {}).get("job_id")
+    if not job_id:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        info = slurm_job(job_id)
+        if info is None:
+            return None                 # not on the cluster: whether the job still runs cannot be told here
+        if (run_dir / RESULT_FILE).exists():
+            return None                 # its finalize step wrote the record meanwhile
+        state = info.get("JobState", "").split("+")[0] if info else ""
+        if not info or state in ENDED:
+            break
+        if time.monotonic() >= deadline:
+            raise ReproError(f"{run_dir}: Slurm job {job_id} is {state or 'not finished'}; its record is not written yet",
+                             fix=f"wait until it ends (squeue -j {job_id}), then run this again")
+        time.sleep(1)
+    return finalize(run_dir, _exit_code(info), reason=describe(job_id, info), slurm=info or None)
+
+
+def settle_all(root: Path | str) -> list[dict]:
+    """Settle every ended Slurm run under a runs root (for `repro list`); running jobs are skipped."""
+    settled = []
+    for slurm_file in sorted(Path(root).glob(f"*/*/*/{SLURM_FILE}")):
+        try:
+            record = settle(slurm_file.parent)
+        except ReproError:
+            continue
+        if record is not None:
+            settled.append(record)
+    return settled
