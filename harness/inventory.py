@@ -22,6 +22,9 @@ def _weights_state(rep: registry.Reproduction) -> str:
 
 
 def inventory() -> list[dict]:
+    from harness.paths import runs_root
+    from harness.settle import settle_all
+    settle_all(runs_root())    # Slurm runs that ended without their record get it now
     rows = []
     for rep in registry.all_reproductions().values():
         numbers = published(rep.id)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
 from harness.report import plots
+from harness.settle import settle
 from harness.verify import logs
 from harness.verify.compare import Verdict, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected
@@ -174,6 +175,7 @@ def build_pages(paths, tier: str | None = None, expected_root: Path | None = Non
     pages, taken = [], set()
     for item in paths:
         path = _result_path(item)
+        settle(path.parent)    # a Slurm job that ended without its record gets it now
         record = read_result(path)
         page = RunPage(path, record)
         page.file = _page_name(record, path, taken)

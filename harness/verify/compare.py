@@ -208,6 +208,8 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
     """Read a run directory or result.json; refuse empty files and records without metrics (ReproError)."""
     path = Path(path)
     file = path / RESULT_FILE if path.is_dir() else path
+    from harness.settle import settle
+    settle(file.parent)        # a Slurm job that ended without its record (time limit, cancelled) gets it now
     if file.is_file() and file.stat().st_size == 0:
         raise ReproError(f"{file} is empty", fix="re-run the command that writes it, or `repro import` the source file")
     record = read_result(file)
