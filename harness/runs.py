@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import launch as launch_mod
-from harness import paths, preflight, registry
+from harness import paths, preflight, registry, rundir
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result, write_json_atomic, write_result
 
@@ -102,20 +102,25 @@ def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
 
 
 def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_run: bool, job_fields: dict,
-             notes: preflight.Notes, resume_dir: Path | None = None) -> tuple[dict, Path, launch_mod.Plan, str]:
-    """Resolve the config, create the run directory, write job.json; return (job, run_dir, plan, config text)."""
+             notes: preflight.Notes, resume_dir: Path | None = None, overwrite: bool = False,
+             resume_from: Path | None = None) -> tuple[dict, Path, launch_mod.Plan, str]:
+    """Resolve the config, create the run directory, write job.json; return (job, run_dir, plan, config text).
+
+    A --work-dir is written once (harness/rundir.py): one holding a run is refused, or with `overwrite` moved
+    aside before this run starts in it; `resume_dir` is an unfinished train run continued in place."""
     from harness.engine.config import build_config  # imports mmcv (and torch); only eval/train get here
 
     job = dict(job_fields, kind=kind, protocol=protocol)
     job["launch"] = launch.record()
-    if dry_run:
-        run_dir = Path(work_dir).expanduser().resolve() if work_dir else \
-            paths.runs_root() / reproduction / (protocol if kind == "eval" else "train") / "<timestamp>"
-    elif resume_dir is not None:
+    claim = None
+    if resume_dir is not None:
         run_dir = resume_dir
+        job["resume_from"] = str(resume_from)
     elif work_dir:
-        run_dir = Path(work_dir).expanduser().resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        claim = _claim_work_dir(work_dir, overwrite, job, notes)
+        run_dir = claim.path
+    elif dry_run:
+        run_dir = paths.runs_root() / reproduction / (protocol if kind == "eval" else "train") / "<timestamp>"
     else:
         run_dir = None
     job["run_dir"] = str(run_dir) if run_dir else None
@@ -126,14 +131,20 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     except Exception as exc:               # a config that does not load is one line, not a traceback
         raise ReproError(f"config {job['config']} does not load: {type(exc).__name__}: {exc}",
                          fix="fix the config or the --cfg-options given") from exc
+    if job.get("resume_from"):       # the engine resumes by itself; the printed config says from where
+        cfg.resume_from = job["resume_from"]
     text = cfg.pretty_text
+    if claim is not None and not dry_run:
+        moved = claim.apply()
+        if moved is not None:
+            job["previous_run"] = str(moved)
     if run_dir is None:
         run_dir = paths.new_run_dir(reproduction, protocol if kind == "eval" else "train")
         job["run_dir"] = str(run_dir)
-    if not dry_run and launch.node_rank == 0:   # an earlier run's outputs must not pass for this one's (node 0's)
+    if resume_dir is not None and not dry_run:   # the interrupted attempt's outputs
         for stale in [RESULT_FILE, ENGINE_FILE, *(f.name for f in run_dir.glob("failure*.txt"))]:
             (run_dir / stale).unlink(missing_ok=True)
-    job_path = run_dir / launch_mod.job_file(launch.node_rank)   # nodes sharing run_dir: one file each
+    job_path = run_dir / launch_mod.JOB_FILE
     p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind))
     job["launch"]["command"] = p.command
     job["launch"]["repro_command"] = repro_command(job, launch)
@@ -143,9 +154,25 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     return job, run_dir, p, text
 
 
+def _claim_work_dir(work_dir, overwrite: bool, job: dict, notes: preflight.Notes) -> rundir.Claim:
+    """The decision about --work-dir (nothing written yet); a refusal is raised, or a note in a dry run."""
+    inputs = [(job.get("checkpoint") or {}).get("path"), (job.get("pretrained") or {}).get("path"), job.get("data_root")]
+    try:
+        claim = rundir.plan_claim(work_dir, overwrite, job, inputs)
+    except ReproError as exc:
+        notes.fail(exc)
+        return rundir.Claim(Path(work_dir).expanduser().resolve(), "refused")
+    if claim.action == "move-aside" and not notes.strict:
+        notes.items.append(f"--overwrite: {claim.path} holds {claim.held}; it would be moved aside to "
+                           f"{claim.path.name}.old-<timestamp>")
+    return claim
+
+
 def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: preflight.Notes, echo) -> dict:
     echo(f"# dry run: {job['kind']} {job['reproduction']} ({job['protocol']}), nothing is started")
     echo(f"# run directory: {job['run_dir']}")
+    if job.get("resume_from"):
+        echo(f"# resumes the unfinished run in {job['run_dir']} from {job['resume_from']}")
     echo(f"# as a repro command, defaults resolved: {job['launch']['repro_command']}")
     if p.script is not None:
         echo(f"# sbatch script ({p.script_path}):")
@@ -162,21 +189,16 @@ def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: prefl
 def _execute(job: dict, run_dir: Path, p: launch_mod.Plan, launch, echo: bool) -> dict:
     log_path = run_dir / launch_mod.CONSOLE_LOG
     if launch.launcher == "slurm":
-        try:
-            job_id, _ = launch_mod.submit_slurm(p, log_path)
-        except launch_mod.SbatchRefused as exc:
-            return finalize(run_dir, 1, reason=exc.message)
+        job_id = launch_mod.submit_slurm(p, log_path)
         if not launch.slurm_wait:
             return {"status": "submitted", "slurm_job": job_id, "_run_dir": str(run_dir)}
-        from harness.settle import settle
-        settle(run_dir, wait_s=120)   # the job's own finalize never ran (time limit, cancelled): Slurm's state
         return read_result(run_dir) | {"slurm_job": job_id, "_run_dir": str(run_dir)}
     try:
         rc = launch_mod.supervise(p.argv, log_path, echo=echo)
     except KeyboardInterrupt:
-        finalize(run_dir, 130, reason="interrupted (Ctrl-C)", node_rank=launch.node_rank)
+        finalize(run_dir, 130, reason="interrupted (Ctrl-C)")
         raise
-    return finalize(run_dir, rc, node_rank=launch.node_rank)
+    return finalize(run_dir, rc)
 
 
 def _result_or_raise(record: dict) -> dict:
@@ -191,7 +213,7 @@ def _result_or_raise(record: dict) -> dict:
 def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | None = None,
              data_root: Path | str | None = None, work_dir: Path | str | None = None,
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-             cfg_options: dict | list | None = None, echo=None) -> dict:
+             cfg_options: dict | list | None = None, echo=None, overwrite: bool = False) -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring)."""
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
@@ -204,18 +226,38 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), "checkpoint": ckpt,
               "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
               "samples_per_gpu": 1, "seed": None}
-    job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes)
+    job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
+                                     overwrite=overwrite)
     if dry_run:
         return _print_dry_run(job, p, text, notes, say)
+    _say_moved_aside(job, say)
     return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
 
 
+def _say_moved_aside(job: dict, say) -> None:
+    if job.get("previous_run"):
+        say(f"--overwrite: the earlier run in {job['run_dir']} was moved aside to {job['previous_run']}")
+
+
 def latest_train_dir(reproduction: str) -> Path | None:
-    """The newest run directory under runs/<id>/train that holds a checkpoint (for --resume)."""
-    parent = paths.runs_root() / reproduction / "train"
-    candidates = sorted((d for d in parent.glob("*") if d.is_dir() and any(d.glob("iter_*.pth"))),
-                        key=lambda d: d.stat().st_mtime)
-    return candidates[-1] if candidates else None
+    """The newest unfinished run under runs/<id>/train with a complete checkpoint (what --resume continues)."""
+    from harness.resume import latest_unfinished
+    return latest_unfinished(paths.runs_root() / reproduction / "train", reproduction)
+
+
+def _resume_target(reproduction: str, work_dir, overwrite: bool, given: dict) -> tuple[Path, Path, dict]:
+    """(run directory, checkpoint, train()'s arguments as the interrupted job recorded them) for --resume."""
+    from harness import resume as resuming
+    if overwrite:
+        raise ReproError("--resume continues a run in place and --overwrite moves one aside: pass one of them")
+    run_dir = Path(work_dir).expanduser().resolve() if work_dir else latest_train_dir(reproduction)
+    if run_dir is None:
+        raise ReproError(f"nothing to resume: no unfinished train run of {reproduction} with a checkpoint under "
+                         f"{paths.runs_root() / reproduction / 'train'} (finished runs are not resumed)",
+                         fix="run without --resume, or pass the unfinished run's directory with --work-dir")
+    job, checkpoint = resuming.resumable(run_dir, reproduction)
+    given = dict(given, cfg_options=_parse_cfg_options(given.get("cfg_options")))
+    return run_dir, checkpoint, resuming.recorded_settings(job, given)
 
 
 def train(reproduction: str, seed: int | None = None, pretrained: Path | str | None = None, resume: bool = False,
@@ -224,23 +266,32 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
           checkpoint_interval: int | None = None, eval_interval: int | None = None, deterministic: bool = False,
           data_root: Path | str | None = None, work_dir: Path | str | None = None,
           launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-          cfg_options: dict | list | None = None, echo=None) -> dict:
-    """Train with the reproduction's recipe, then evaluate (ss); return the result record."""
+          cfg_options: dict | list | None = None, echo=None, overwrite: bool = False) -> dict:
+    """Train with the reproduction's recipe, then evaluate (ss); return the result record.
+
+    `resume` continues an unfinished run (--work-dir, else the newest) with its own recorded settings; the
+    arguments given must agree with them (harness/resume.py)."""
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
     rep = registry.get(reproduction)
+    resume_dir = resume_from = None
+    if resume:
+        resume_dir, resume_from, recorded = _resume_target(rep.id, work_dir, overwrite, dict(
+            seed=seed, pretrained=pretrained, max_iters=max_iters, accumulate=accumulate,
+            allow_batch_mismatch=allow_batch_mismatch, samples_per_gpu=samples_per_gpu,
+            workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval, eval_interval=eval_interval,
+            deterministic=deterministic, data_root=data_root, cfg_options=cfg_options, launch=launch))
+        (seed, pretrained, max_iters, accumulate, allow_batch_mismatch, samples_per_gpu, workers_per_gpu,
+         checkpoint_interval, eval_interval, deterministic, data_root, cfg_options, launch) = (recorded[k] for k in (
+            "seed", "pretrained", "max_iters", "accumulate", "allow_batch_mismatch", "samples_per_gpu",
+            "workers_per_gpu", "checkpoint_interval", "eval_interval", "deterministic", "data_root", "cfg_options",
+            "launch"))
     launch.validate()
     if accumulate < 1:
         raise ReproError("--accumulate must be at least 1")
     notes = preflight.Notes(strict=not dry_run)
     spg = samples_per_gpu or rep.training.samples_per_gpu
     batch = preflight.check_batch(rep, launch.world_size, spg, accumulate, allow_batch_mismatch)
-    resume_dir = None
-    if resume and not dry_run:
-        resume_dir = Path(work_dir).expanduser().resolve() if work_dir else latest_train_dir(rep.id)
-        if resume_dir is None or not any(resume_dir.glob("iter_*.pth")):
-            raise ReproError(f"nothing to resume: no checkpoint in {resume_dir or paths.runs_root() / rep.id / 'train'}",
-                             fix="run without --resume, or pass the run directory with --work-dir")
     pt = preflight.resolve_pretrained(rep, Path(pretrained) if pretrained else None, notes)
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
     fields = {"reproduction": rep.id, "config": str(rep.train_config_path), "checkpoint": None, "pretrained": pt,
@@ -252,9 +303,11 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
     if resume_dir is not None:
         previous = _read_json(resume_dir / launch_mod.JOB_FILE) or {}
         fields["first_started"] = previous.get("first_started", previous.get("started"))
-    job, run_dir, p, text = _prepare("train", rep.id, "ss", work_dir, launch, dry_run, fields, notes, resume_dir)
+    job, run_dir, p, text = _prepare("train", rep.id, "ss", work_dir, launch, dry_run, fields, notes, resume_dir,
+                                     overwrite=overwrite, resume_from=resume_from)
     if dry_run:
         return _print_dry_run(job, p, text, notes, say)
+    _say_moved_aside(job, say)
     return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
 
 
@@ -267,23 +320,10 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def rank_failures(run_dir: Path) -> str | None:
-    """The engine's failure lines, rank 0's first (its error is the cause; other ranks' are mostly its echo)."""
-    def rank(path: Path) -> int:
-        suffix = path.stem.removeprefix("failure").removeprefix(".rank")
-        return int(suffix) if suffix.isdigit() else 0
-    lines = []
-    for path in sorted(run_dir.glob("failure*.txt"), key=rank):
-        text = path.read_text(errors="replace").strip()
-        if text:
-            lines.append(text.splitlines()[0] if rank(path) == 0 else f"rank {rank(path)}: {text.splitlines()[0]}")
-    return "; ".join(lines) or None
-
-
 def _failure_reason(run_dir: Path, rc: int) -> str:
-    ranks = rank_failures(run_dir)
-    if ranks:
-        return ranks
+    texts = sorted(run_dir.glob("failure*.txt"))
+    if texts:
+        return texts[0].read_text().strip().splitlines()[0]
     tail = ""
     console = run_dir / launch_mod.CONSOLE_LOG
     if console.exists():
@@ -308,19 +348,13 @@ def _missing_outputs(run_dir: Path, engine: dict) -> list[str]:
     return missing
 
 
-def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | None = None, node_rank: int = 0,
-             slurm: dict | None = None) -> dict:
-    """Turn the exit code, job.json and engine.json into result.json (atomically); return the record.
-
-    Only node 0 writes result.json; another node (`node_rank` > 0, its own job.node<N>.json) returns its
-    outcome without writing. `slurm`: Slurm's view of the job (harness/settle.py), kept in the record."""
+def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | None = None) -> dict:
+    """Turn the exit code, job.json and engine.json into result.json (atomically); return the record."""
     run_dir = Path(run_dir).resolve()
-    if node_rank > 0:
-        node_job = _read_json(run_dir / launch_mod.job_file(node_rank)) or {}
-        return {"status": "worker-done" if rc == 0 else "failed", "_run_dir": str(run_dir),
-                "kind": node_job.get("kind"), "reproduction": node_job.get("reproduction"),
-                "failure": None if rc == 0 else f"node {node_rank}: {reason or _failure_reason(run_dir, rc)}"}
     job = _read_json(run_dir / launch_mod.JOB_FILE) or {}
+    if job.get("launch", {}).get("node_rank", 0) > 0 and rc == 0:
+        return {"status": "worker-done", "_run_dir": str(run_dir), "kind": job.get("kind"),
+                "reproduction": job.get("reproduction")}
     engine = _read_json(run_dir / ENGINE_FILE) or {}
     finished = _now()
     start = job.get("first_started") or job.get("started") or started
@@ -340,11 +374,6 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         environment = capture_environment(packages=False)
     launch = dict(job.get("launch", {}))
     launch.update(samples_per_gpu=job.get("samples_per_gpu"), accumulate=job.get("accumulate", 1))
-    slurm_job = (_read_json(run_dir / launch_mod.SLURM_FILE) or {}).get("job_id")
-    if slurm_job:
-        launch["slurm_job"] = slurm_job
-    if slurm:
-        launch["slurm_state"] = {k: slurm.get(k) for k in ("JobState", "Reason", "ExitCode", "RunTime", "TimeLimit")}
     launch["total_batch"] = (launch.get("world_size") or 1) * (launch["samples_per_gpu"] or 1) * launch["accumulate"]
     checkpoint = job.get("checkpoint")
     if job.get("kind") == "train":

@@ -29,7 +29,11 @@ def launch_options(func):
         click.option("--data-root", type=click.Path(file_okay=False), default=None,
                      help="dataset root [default: the prepared dataset under REPRO_HOME]"),
         click.option("--work-dir", type=click.Path(file_okay=False), default=None,
-                     help="run directory [default: runs/<id>/<protocol|train>/<timestamp>]"),
+                     help="run directory [default: runs/<id>/<protocol|train>/<timestamp>]; written once: "
+                          "one that holds a run needs --overwrite"),
+        click.option("--overwrite", is_flag=True,
+                     help="move the run already in --work-dir aside (to <work-dir>.old-<timestamp>, kept) and start "
+                          "afresh; a folder holding files a run does not make is never moved"),
         click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
                      help="override a config value, e.g. data.workers_per_gpu=1 (repeatable)"),
         click.option("--dry-run", is_flag=True, help="print the commands and the resolved config; run nothing"),
@@ -73,7 +77,7 @@ def _summary(record: dict) -> None:
               help="checkpoint file, or a `repro train` run directory (its best checkpoint) "
                    "[default: the reproduction's released weights, verified]")
 @launch_options
-def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cfg_options, dry_run):
+def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, overwrite, cfg_options, dry_run):
     """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
 
     \b
@@ -85,7 +89,8 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cf
     """
     from harness.runs import evaluate
     _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
-                      work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo))
+                      work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo,
+                      overwrite=overwrite))
 
 
 @cli.command("train")
@@ -95,7 +100,8 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cf
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
               help="MIM weights to start from [default: the reproduction's, verified]")
 @click.option("--resume", is_flag=True,
-              help="continue the latest train run (or --work-dir) from its last complete checkpoint")
+              help="continue the newest unfinished train run (or --work-dir) from its last complete checkpoint, "
+                   "with its own recorded settings (flags given again must agree)")
 @click.option("--max-iters", type=int, default=None, help="optimizer steps [default: the published schedule]")
 @click.option("--accumulate", type=int, default=1, help="gradient accumulation steps (reach the published batch)")
 @click.option("--allow-batch-mismatch", is_flag=True, help="train with a total batch unlike the published one")
@@ -106,7 +112,7 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, cf
 @launch_options
 def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, accumulate, allow_batch_mismatch,
               samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, data_root, work_dir,
-              cfg_options, dry_run):
+              overwrite, cfg_options, dry_run):
     """Train with the reproduction's published recipe, then evaluate (ss); writes a run directory + result.json.
 
     Before launching, world size × samples per GPU × --accumulate must equal the published total batch.
@@ -122,4 +128,4 @@ def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, 
                    accumulate=accumulate, allow_batch_mismatch=allow_batch_mismatch, samples_per_gpu=samples_per_gpu,
                    workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval,
                    eval_interval=eval_interval, deterministic=deterministic, data_root=data_root, work_dir=work_dir,
-                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo))
+                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo, overwrite=overwrite))
