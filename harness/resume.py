@@ -19,16 +19,15 @@ def complete_checkpoint(run_dir: Path) -> Path | None:
     return find_resume_checkpoint(run_dir)
 
 
-def latest_unfinished(parent: Path, reproduction: str) -> Path | None:
-    """The newest run directory under `parent` that `resumable` accepts."""
+def latest_unfinished(parent: Path, reproduction: str) -> tuple[Path, dict, Path] | None:
+    """(run directory, job, checkpoint) of the newest run under `parent` that `resumable` accepts."""
     candidates = sorted((d for d in parent.glob("*") if d.is_dir() and any(d.glob("iter_*.pth"))),
                         key=lambda d: d.stat().st_mtime, reverse=True)
     for run_dir in candidates:
         try:
-            resumable(run_dir, reproduction)
+            return (run_dir, *resumable(run_dir, reproduction))
         except ReproError:
             continue
-        return run_dir
     return None
 
 
@@ -92,6 +91,8 @@ def recorded_settings(job: dict, given: dict) -> dict:
 
 
 def _show(value) -> str:
+    if value is None:
+        return "(not set: the config's default)"
     if isinstance(value, dict):
         return " ".join(f"{k}={v!r}" for k, v in value.items()) or "(none)"
     return str(value)

@@ -242,7 +242,8 @@ def _say_moved_aside(job: dict, say) -> None:
 def latest_train_dir(reproduction: str) -> Path | None:
     """The newest unfinished run under runs/<id>/train with a complete checkpoint (what --resume continues)."""
     from harness.resume import latest_unfinished
-    return latest_unfinished(paths.runs_root() / reproduction / "train", reproduction)
+    found = latest_unfinished(paths.runs_root() / reproduction / "train", reproduction)
+    return found[0] if found else None
 
 
 def _resume_target(reproduction: str, work_dir, overwrite: bool, given: dict) -> tuple[Path, Path, dict]:
@@ -250,12 +251,16 @@ def _resume_target(reproduction: str, work_dir, overwrite: bool, given: dict) ->
     from harness import resume as resuming
     if overwrite:
         raise ReproError("--resume continues a run in place and --overwrite moves one aside: pass one of them")
-    run_dir = Path(work_dir).expanduser().resolve() if work_dir else latest_train_dir(reproduction)
-    if run_dir is None:
-        raise ReproError(f"nothing to resume: no unfinished train run of {reproduction} with a checkpoint under "
-                         f"{paths.runs_root() / reproduction / 'train'} (finished runs are not resumed)",
-                         fix="run without --resume, or pass the unfinished run's directory with --work-dir")
-    job, checkpoint = resuming.resumable(run_dir, reproduction)
+    if work_dir:
+        run_dir = Path(work_dir).expanduser().resolve()
+        job, checkpoint = resuming.resumable(run_dir, reproduction)
+    else:
+        found = resuming.latest_unfinished(paths.runs_root() / reproduction / "train", reproduction)
+        if found is None:
+            raise ReproError(f"nothing to resume: no unfinished train run of {reproduction} with a checkpoint "
+                             f"under {paths.runs_root() / reproduction / 'train'} (finished runs are not resumed)",
+                             fix="run without --resume, or pass the unfinished run's directory with --work-dir")
+        run_dir, job, checkpoint = found
     given = dict(given, cfg_options=_parse_cfg_options(given.get("cfg_options")))
     return run_dir, checkpoint, resuming.recorded_settings(job, given)
 

@@ -70,7 +70,7 @@ def test_only_unfinished_runs_of_this_reproduction_are_resumable(tmp_path):
     for age, run in enumerate([failed, killed, done, other]):      # d newest
         os.utime(run, (1000 + age, 1000 + age))
     assert resumable(failed, DEMO)[1].name == "iter_2.pth"
-    assert latest_unfinished(tmp_path, DEMO) == killed
+    assert latest_unfinished(tmp_path, DEMO)[0] == killed
     with pytest.raises(ReproError, match="is a finished run"):
         resumable(done, DEMO)
     with pytest.raises(ReproError, match="not a train run of eva02_demo"):
