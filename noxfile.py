@@ -103,6 +103,30 @@ def _install_browser(session: nox.Session) -> None:
                      "(install Debian's `chromium` package to run it)")
 
 
+def _install_slurm(session: nox.Session) -> None:
+    """slurm-wlm + munge for the live single-node cluster of the Slurm tests (tests/slurm/cluster.py); Debian's
+    packages, installed only where we are root. Nothing is started here: the tests start and stop their daemons."""
+    sbin_path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    if all(shutil.which(name, path=sbin_path) for name in ("slurmctld", "slurmd", "munged", "sbatch")):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "slurm-wlm", "munge", external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.warn("slurm-wlm/munge not found: the Slurm tests (tests/slurm) will be skipped "
+                     "(as root on Debian: apt-get install slurm-wlm munge)")
+
+
+@nox.session(venv_backend="none", default=False)
+def slurm(session: nox.Session) -> None:
+    """The Slurm tests alone, against a single-node cluster they start and stop (tests/slurm; root, Debian)."""
+    py = install_engine(session)
+    _install_slurm(session)
+    args = session.posargs or ["-q", "-rs", "--durations=10", "tests/slurm"]
+    session.run(str(py), "-m", "pytest", *args, external=True)
+
+
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Run the whole test suite on the real engine (CPU)."""
@@ -123,6 +147,7 @@ def _on_python(version: str, run_with_engine):
 def _run_tests(session: nox.Session, py: Path) -> None:
     """The whole test suite on the real engine (CPU)."""
     _install_browser(session)
+    _install_slurm(session)
     args = session.posargs or ["-q", "--durations=15", "tests"]
     session.run(str(py), "-m", "pytest", *args, external=True)
 

@@ -329,12 +329,12 @@ def _failure_reason(run_dir: Path, rc: int) -> str:
     texts = sorted(run_dir.glob("failure*.txt"))
     if texts:
         return texts[0].read_text().strip().splitlines()[0]
-    tail = ""
-    console = run_dir / launch_mod.CONSOLE_LOG
-    if console.exists():
-        lines = [ln.strip() for ln in console.read_text(errors="replace").splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "Error" in ln or "error" in ln]
-        tail = (errors or lines or [""])[-1][:300]
+    lines = []
+    for log in [run_dir / launch_mod.CONSOLE_LOG, *sorted(run_dir.glob("slurm-*.out"))]:   # Slurm: the job's output
+        if log.exists():
+            lines += [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+    tail = (errors or lines or [""])[-1][:300]
     signal_note = f" (killed by signal {-rc})" if rc < 0 else ""
     return f"processes exited with code {rc}{signal_note}" + (f": {tail}" if tail else "")
 

@@ -74,7 +74,7 @@ def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
     """
     import time
 
-    from harness.runs import _read_json, finalize
+    from harness.runs import _read_json, finalize, rank_failures
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or (run_dir / RESULT_FILE).exists() or not (run_dir / JOB_FILE).exists():
@@ -96,7 +96,9 @@ def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
             raise ReproError(f"{run_dir}: Slurm job {job_id} is {state or 'not finished'}; its record is not written yet",
                              fix=f"wait until it ends (squeue -j {job_id}), then run this again")
         time.sleep(1)
-    return finalize(run_dir, _exit_code(info), reason=describe(job_id, info), slurm=info or None)
+    ranks = rank_failures(run_dir)      # what the engine itself said before it was stopped, rank 0's first
+    reason = describe(job_id, info) + (f"; {ranks}" if ranks else "")
+    return finalize(run_dir, _exit_code(info), reason=reason, slurm=info or None)
 
 
 def settle_all(root: Path | str) -> list[dict]:
