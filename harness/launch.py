@@ -12,7 +12,7 @@ those processes start, where, and with which rendezvous; it supervises them and 
 - `slurm`: an sbatch script with one `srun` task per GPU, written to the run directory and submitted with
   `sbatch`; its last step (`python -m harness.launch finalize`) writes the run record on the first node. Every
   value written into the script is checked for newlines and control characters and shell-quoted (sbatch's own
-  `#SBATCH` parser honours the same quotes). The job id is kept in `slurm.json` as soon as sbatch prints it, so a
+  `#SBATCH` parser honours the same quotes). The job id is kept in `job.slurm.json` as soon as sbatch prints it, so a
   job that ends without its last step (time limit, node failure) can be settled later (harness/settle.py).
 
 With several nodes each node's settings are its own file (`job.json` on node 0, `job.node<N>.json` on node N), so
@@ -38,7 +38,7 @@ ENTRY_MODULE = "harness.engine.entry"
 JOB_FILE = "job.json"
 CONSOLE_LOG = "console.log"
 SBATCH_FILE = "job.sbatch"
-SLURM_FILE = "slurm.json"
+SLURM_FILE = "job.slurm.json"   # the job id; named like the job files, which a run directory may hold
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -272,7 +272,7 @@ def _job_id(first_line: str) -> str | None:
 def submit_slurm(p: Plan, log_path: Path) -> tuple[str, int]:
     """Write the sbatch script and submit it; return (job id, sbatch's exit code).
 
-    The job id is written to slurm.json as soon as sbatch prints it (before `--wait` returns). With `--wait`
+    The job id is written to job.slurm.json as soon as sbatch prints it (before `--wait` returns). With `--wait`
     sbatch's exit code is the job's, so a failed job is told from a refused submission by the id, not the code:
     no id means refused (SbatchRefused).
     """

@@ -1,7 +1,7 @@
 """Settle a Slurm run that ended without its record: the job ran out of time, lost its node, or was cancelled.
 
 A Slurm run's record is written by the last line of its job script (`python -m harness.launch finalize`). When
-Slurm kills the script first there is no result.json, only job.json and slurm.json (the job id). The next `repro`
+Slurm kills the script first there is no result.json, only job.json and job.slurm.json (the job id). The next `repro`
 command that reads the run directory (`verify`, `report`, `list`) calls `settle(run_dir)`: it asks Slurm for the
 job's state (`scontrol show job`; without accounting there is no sacct) and, once the job has ended, writes the
 failed record with that state and the engine's own failure lines. A run still queued or running is left alone.
