@@ -27,6 +27,7 @@ from harness import launch as launch_mod
 from harness import paths, preflight, registry, rundir
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result, write_json_atomic, write_result
+from harness.verify import provenance
 
 ENGINE_FILE = "engine.json"
 FAILURE_FILE = "failure.txt"
@@ -222,6 +223,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     rep.config_path(protocol)
     notes = preflight.Notes(strict=not dry_run)
     ckpt = preflight.resolve_checkpoint(rep, Path(checkpoint) if checkpoint else None, notes)
+    ckpt = provenance.checkpoint_provenance(ckpt, provenance.released_sha256(rep)) if ckpt else ckpt
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), "checkpoint": ckpt,
               "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
@@ -410,6 +412,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
     if job.get("kind") == "train":
         record["training"] = {**engine.get("training", {}), "resumed": bool(job.get("resume")),
                               "max_iters": job.get("max_iters"), "accumulate": job.get("accumulate", 1)}
+    record.update(provenance.record_fields(job, run_dir, record))   # what the verdict compares: checkpoint, overrides
     write_result(run_dir, record)
     record["_run_dir"] = str(run_dir)
     return record

@@ -26,6 +26,7 @@ from harness.settle import settle
 from harness.verify import logs
 from harness.verify.compare import Verdict, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected
+from harness.verify.provenance import describe_overrides
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,7 +211,8 @@ def _render_run(env, page: RunPage, expected) -> str:
         per_class=page.per_class.to_dict("records") if page.per_class is not None else [],
         launch=page.record.get("launch") or {}, environment=page.record.get("environment") or {},
         command=(page.record.get("launch") or {}).get("command"),
-        repro_command=(page.record.get("launch") or {}).get("repro_command"), escape=html.escape)
+        repro_command=(page.record.get("launch") or {}).get("repro_command"), escape=html.escape,
+        overrides=describe_overrides(page.record))
 
 
 def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dict:

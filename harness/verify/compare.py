@@ -26,8 +26,10 @@ from pathlib import Path
 from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
+from harness.verify.consistency import check_consistency
 from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
 from harness.verify.logs import to_float
+from harness.verify.provenance import choose_tier, describe_overrides
 
 FAILING = ("fail", "missing", "not-finite", "no-expected", "regenerated")
 UPDATE_HINT = ("To update expected values: published rows change only with a new source (edit expected/summary.csv "
@@ -41,6 +43,7 @@ class Run:
     path: Path
     record: dict
     tier: str
+    why: str = ""              # why this tier: "released weights, published protocol", or what differs
 
     @property
     def reproduction(self) -> str:
@@ -176,13 +179,14 @@ class Verdict:
         else:
             where = "within" if head.passed else f"|Δ| {_delta(head.delta, head.tolerance)} outside"
             text = f"{run.name}: mIoU {_f(head.obtained)} vs {_f(head.expected)} {head.label}, {where} ±{head.tolerance:.2f}"
+        context = f"; tier {run.tier} ({run.why}); overrides: {describe_overrides(run.record)}"
         failed = [c.key for c in checks if not c.passed]
         if failed:
             shown = ", ".join(failed[:5]) + (f", … {len(failed) - 5} more" if len(failed) > 5 else "")
-            return f"{text} — FAIL ({len(failed)} of {len(checks)} checks failed: {shown})"
+            return f"{text} — FAIL ({len(failed)} of {len(checks)} checks failed: {shown}){context}"
         if any(not c.passed for c in stats):
-            return f"{text} — FAIL (runs judged together: see the statistics line)"
-        return f"{text} — PASS ({len(checks)} checks)"
+            return f"{text} — FAIL (runs judged together: see the statistics line){context}"
+        return f"{text} — PASS ({len(checks)} checks){context}"
 
     def lines(self) -> list[str]:
         out = [self.run_line(run) for run in self.runs]
@@ -220,16 +224,13 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
     if not isinstance(metrics, dict) or not metrics:
         raise ReproError(f"{file} has no metrics to verify",
                          fix="verify a finished eval/train run, or `repro import` a file that holds metrics")
-    if tier is None or tier == "auto":
-        if record.get("reproduction") in registry_baselines():
-            tier = "baseline"
-        elif record.get("kind") == "train" or record.get("imported_kind") == "train":
-            tier = "retrain"
-        else:
-            tier = "released"
-    if tier not in TIERS:
+    if tier == "auto":
+        tier = None
+    if tier is not None and tier not in TIERS:
         raise ReproError(f"unknown tier '{tier}'", fix=f"use one of: {', '.join(TIERS)}")
-    return Run(file.resolve(), record, tier)
+    check_consistency(record, file)
+    tier, why = choose_tier(record, tier, baseline=record.get("reproduction") in registry_baselines(), path=str(file))
+    return Run(file.resolve(), record, tier, why)
 
 
 
@@ -268,7 +269,7 @@ def _checks_for(run: Run, expected: Expected, skip_metrics: set[str]) -> list[Ch
         checks.append(status_check)
     joined = exp_summary.merge(summary, on="metric", how="left", indicator="joined")
     for row in joined.itertuples():
-        tol = expected.tolerance(run.tier, "metrics", row.metric)
+        tol = expected.tolerance(run.tier, "metrics", row.metric, run.reproduction, run.protocol)
         judged = row.metric not in skip_metrics
         checks.append(_check(run, "metrics", row.metric, None, row, tol if judged else None, baseline))
     tolerances = expected.tolerances[run.tier]["per_class"]
@@ -324,7 +325,7 @@ def _group_statistics(runs: list[Run], expected: Expected) -> tuple[list[Check],
     for (reproduction, protocol), members in groups.items():
         if len(members) < stats.min_runs:
             continue
-        for metric, ref in stats.reference.items():
+        for metric, ref in stats.reference_for(reproduction, protocol).items():
             row = expected.summary.query("reproduction == @reproduction and protocol == @protocol and metric == @metric")
             if row.empty or math.isnan(row["value"].iloc[0]):
                 continue

@@ -21,7 +21,7 @@ import difflib
 import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ TIERS = ("released", "retrain", "baseline")
 SUMMARY_COLUMNS = ["reproduction", "protocol", "metric", "value", "baseline", "source"]
 PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "source"]
 SOURCE_COLUMNS = ["source", "file", "origin", "note"]
+PROTOCOLS = ("ss", "ms")
 
 
 BASELINE_SOURCE = "harness-baseline"      # source id of baseline rows written by `repro verify --regen`
@@ -73,7 +74,12 @@ class Statistics:
     alpha: float
     min_runs: int
     olympic_min_runs: int
-    reference: dict     # metric -> {"reference_std", "reference_runs", "rationale"}
+    reference: dict     # metric -> {"reference_std", "reference_runs", "rationale"}: the fallback
+    per_reproduction: dict = field(default_factory=dict)   # (reproduction, protocol) -> {metric -> reference}
+
+    def reference_for(self, reproduction: str, protocol: str) -> dict:
+        """The authors' seed spread per metric for one reproduction and protocol (its own entries over the fallback)."""
+        return {**self.reference, **self.per_reproduction.get((reproduction, protocol), {})}
 
 
 @dataclass
@@ -83,7 +89,8 @@ class Expected:
     summary: pd.DataFrame
     per_class: pd.DataFrame
     upstream: pd.DataFrame
-    tolerances: dict             # tier -> {"description", "metrics": {m: Tolerance}, "per_class": {m: Tolerance}}
+    tolerances: dict             # tier -> {"description", "metrics": {m: Tolerance}, "per_class": {m: Tolerance},
+    #                                      "reproductions": {(reproduction, protocol): {m: Tolerance}}}
     statistics: Statistics | None
 
     @property
@@ -122,7 +129,13 @@ class Expected:
                                "source_text": f"{self.root / 'summary.csv'} has no row yet"} for m in missing])
         return pd.concat([rows, extra], ignore_index=True) if len(rows) else extra
 
-    def tolerance(self, tier: str, group: str, metric: str) -> Tolerance | None:
+    def tolerance(self, tier: str, group: str, metric: str, reproduction: str | None = None,
+                  protocol: str | None = None) -> Tolerance | None:
+        """The tier's tolerance of a metric: the reproduction and protocol's own entry when there is one."""
+        if group == "metrics":
+            own = self.tolerances[tier]["reproductions"].get((reproduction, protocol), {})
+            if metric in own:
+                return own[metric]
         return self.tolerances[tier][group].get(metric)
 
 
@@ -177,20 +190,45 @@ def _statistics(path: Path, data: dict | None) -> Statistics | None:
         raise ReproError(f"{path.name} [retrain.statistics] needs alpha, min_runs, olympic_min_runs ({exc})", fix=fix) from exc
     if not 0 < alpha < 1 or min_runs < 2:
         raise ReproError(f"{path.name} [retrain.statistics] needs 0 < alpha < 1 and min_runs >= 2", fix=fix)
-    reference = {}
-    for metric, entry in data.items():
-        if not isinstance(entry, dict):
-            continue
-        if metric not in SUMMARY_METRICS:
-            raise ReproError(f"{path.name} [retrain.statistics.{metric}]: unknown metric", fix=f"use one of {', '.join(SUMMARY_METRICS)}")
-        std, runs = entry.get("reference_std"), entry.get("reference_runs")
-        if not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0 or not isinstance(runs, int) or runs < 1:
-            raise ReproError(f"{path.name} [retrain.statistics.{metric}] needs reference_std > 0 and reference_runs >= 1",
-                             fix=fix)
-        if not str(entry.get("rationale", "")).strip():
-            raise ReproError(f"{path.name} [retrain.statistics.{metric}] has no rationale", fix=fix)
-        reference[metric] = {"reference_std": float(std), "reference_runs": runs, "rationale": entry["rationale"]}
-    return Statistics(alpha, min_runs, olympic, reference)
+    def references(entries: dict, where: str) -> dict:
+        out = {}
+        for metric, entry in entries.items():
+            if not isinstance(entry, dict):
+                continue
+            if metric not in SUMMARY_METRICS:
+                raise ReproError(f"{path.name} [{where}.{metric}]: unknown metric", fix=f"use one of {', '.join(SUMMARY_METRICS)}")
+            std, runs = entry.get("reference_std"), entry.get("reference_runs")
+            if (not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0 or not isinstance(runs, int)
+                    or runs < 1):
+                raise ReproError(f"{path.name} [{where}.{metric}] needs reference_std > 0 and reference_runs >= 1",
+                                 fix=fix)
+            if not str(entry.get("rationale", "")).strip():
+                raise ReproError(f"{path.name} [{where}.{metric}] has no rationale", fix=fix)
+            out[metric] = {"reference_std": float(std), "reference_runs": runs, "rationale": entry["rationale"]}
+        return out
+
+    reference = references({k: v for k, v in data.items() if k != "reproductions"}, "retrain.statistics")
+    per_reproduction = {
+        key: references(entries, f"retrain.statistics.reproductions.{key[0]}.{key[1]}")
+        for key, entries in _per_reproduction(path, data.get("reproductions", {}), "retrain.statistics").items()}
+    return Statistics(alpha, min_runs, olympic, reference, per_reproduction)
+
+
+def _per_reproduction(path: Path, section, where: str) -> dict:
+    """[<where>.reproductions.<id>.<protocol>.<metric>] tables -> {(id, protocol): {metric: entry}}."""
+    fix = "write [<tier>.reproductions.<reproduction id>.<ss|ms>.<metric>] tables"
+    if not isinstance(section, dict):
+        raise ReproError(f"{path.name} [{where}.reproductions] is not a table", fix=fix)
+    out = {}
+    for reproduction, protocols in section.items():
+        if not isinstance(protocols, dict):
+            raise ReproError(f"{path.name} [{where}.reproductions.{reproduction}] is not a table", fix=fix)
+        for protocol, entries in protocols.items():
+            if protocol not in PROTOCOLS or not isinstance(entries, dict):
+                raise ReproError(f"{path.name} [{where}.reproductions.{reproduction}.{protocol}]: unknown protocol",
+                                 fix=f"protocols are {', '.join(PROTOCOLS)}")
+            out[(reproduction, protocol)] = entries
+    return out
 
 
 def load_tolerances(path: Path) -> tuple[dict, Statistics | None]:
@@ -207,13 +245,22 @@ def load_tolerances(path: Path) -> tuple[dict, Statistics | None]:
         if tier not in data:
             raise ReproError(f"{path.name} has no [{tier}] tier", fix=f"it needs the tiers {', '.join(TIERS)}")
         section = data[tier]
-        tiers[tier] = {"description": " ".join(str(section.get("description", "")).split()), "metrics": {}, "per_class": {}}
+        tiers[tier] = {"description": " ".join(str(section.get("description", "")).split()), "metrics": {}, "per_class": {},
+                       "reproductions": {}}
         for group, names in (("metrics", SUMMARY_METRICS), ("per_class", CLASS_METRICS)):
             for metric, entry in section.get(group, {}).items():
                 if metric not in names:
                     raise ReproError(f"{path.name} [{tier}.{group}.{metric}]: unknown metric",
                                      fix=f"use one of {', '.join(names)}")
                 tiers[tier][group][metric] = _tolerance(path, tier, group, metric, entry)
+        for key, entries in _per_reproduction(path, section.get("reproductions", {}), tier).items():
+            where = f"reproductions.{key[0]}.{key[1]}"
+            for metric in entries:
+                if metric not in SUMMARY_METRICS:
+                    raise ReproError(f"{path.name} [{tier}.{where}.{metric}]: unknown metric",
+                                     fix=f"use one of {', '.join(SUMMARY_METRICS)}")
+            tiers[tier]["reproductions"][key] = {metric: replace(_tolerance(path, tier, where, metric, entry), group="metrics")
+                                                 for metric, entry in entries.items()}
         missing = [m for m in SUMMARY_METRICS if m not in tiers[tier]["metrics"]]
         if missing:
             raise ReproError(f"{path.name} [{tier}.metrics] lacks {', '.join(missing)}",
@@ -267,6 +314,14 @@ def _load(root: Path, _stamp: tuple) -> Expected:
     for name, frame in (("summary", summary), ("per_class", per_class)):
         joined[name] = frame.merge(sources[["source", "source_text"]], on="source", how="left", validate="many_to_one")
     tolerances, statistics = load_tolerances(root / "tolerances.toml")
+    known = set(zip(summary["reproduction"], summary["protocol"]))
+    named = [key for tier in tolerances.values() for key in tier["reproductions"]]
+    named += list(statistics.per_reproduction) if statistics else []
+    unknown_keys = sorted({key for key in named if key not in known})
+    if unknown_keys:
+        rep_id, protocol = unknown_keys[0]
+        raise ReproError(f"tolerances.toml names {rep_id} {protocol}, which has no rows in {root / 'summary.csv'}",
+                         fix="use a reproduction id and protocol of summary.csv")
     return Expected(root, joined["summary"], joined["per_class"], upstream, tolerances, statistics)
 
 
@@ -299,3 +354,28 @@ def infer_from_config(config: str, root: Path | None = None) -> tuple[str, str] 
     if len(match):
         return str(match["reproduction"].iloc[0]), str(match["protocol"].iloc[0])
     return None
+
+
+EVIDENCE_COLUMNS = ["reproduction", "protocol", "role", "aAcc", "mIoU", "mAcc", "decimals", "file", "origin", "sha256",
+                    "note"]
+
+
+def load_evidence(root: Path | None = None):
+    """expected/evidence.csv: the authors' result files behind the bands (released evals, their earlier runs)."""
+    import pandas as pd
+
+    path = Path(root or expected_dir()).resolve() / "evidence.csv"
+    if not path.is_file():
+        raise ReproError(f"missing evidence table {path}", fix="restore it from git (`git checkout -- expected/`)")
+    frame = pd.read_csv(path, keep_default_na=False, na_values={m: [""] for m in SUMMARY_METRICS})
+    missing = [c for c in EVIDENCE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ReproError(f"{path} lacks the column(s) {', '.join(missing)}", fix=f"its header must be {','.join(EVIDENCE_COLUMNS)}")
+    return frame
+
+
+def released_eval_files(root: Path | None = None) -> dict:
+    """sha256 -> (reproduction, protocol, origin path) of the authors' eval files of the released weights."""
+    frame = load_evidence(root)
+    rows = frame[(frame["role"] == "released") & (frame["sha256"] != "")]
+    return {row.sha256: (row.reproduction, row.protocol, f"{row.origin} {row.file}") for row in rows.itertuples()}

@@ -31,7 +31,7 @@ from harness.errors import ReproError
 from harness.paths import new_run_dir
 from harness.record import RESULT_FILE, write_result
 from harness.verify import logs
-from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected
+from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
 from harness.verify.logs import to_float
 
 PROTOCOLS = ("ss", "ms")
@@ -140,6 +140,16 @@ def _sibling(path: Path, fmt: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def _imported_checkpoint(path: Path, sha: str, reproduction: str, protocol: str, expected_root) -> dict:
+    """An imported file names no checkpoint. Only the authors' own eval file of the released weights (its sha256 is
+    in expected/evidence.csv) says which weights it measured; anything else is `unknown`."""
+    released = released_eval_files(expected_root).get(sha)
+    if released and released[:2] == (reproduction, protocol):
+        return {"path": None, "sha256": None, "provenance": "released",
+                "source": f"the released weights, as evaluated by the authors ({released[2]})"}
+    return {"path": None, "sha256": None, "provenance": "unknown", "source": f"not recorded: imported from {path.name}"}
+
+
 def read_source(path: Path) -> dict:
     """Everything a source file (and its sibling log) says: format, metrics, per_class, curves, config, env, seed."""
     path = Path(path)
@@ -226,15 +236,17 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         artifacts[key] = str(target.relative_to(run_dir))
 
     command = ["repro", "import", str(path), "--reproduction", reproduction, "--protocol", protocol]
+    source_sha = _sha256(path)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
         "reproduction": reproduction, "protocol": protocol, "kind": "import", "status": "succeeded",
         "imported_kind": source["imported_kind"],
-        "imported_from": {"path": str(path), "format": source["format"], "sha256": _sha256(path),
+        "imported_from": {"path": str(path), "format": source["format"], "sha256": source_sha,
                           "files": {k: str(v) for k, v in source["files"].items()}, "config": source["config"],
                           "inferred": list(inferred) if inferred else None},
         "metrics": source["metrics"], "per_class": source["per_class"],
-        "checkpoint": {"path": None, "sha256": None, "source": f"not recorded: imported from {path.name}"},
+        "checkpoint": _imported_checkpoint(path, source_sha, reproduction, protocol, expected_root),
+        "overrides": {},
         "dataset": {"name": "ade20k", "split": "validation", "root": None, "num_images": None, "manifest_sha256": None},
         "launch": {"launcher": None, "nnodes": None, "gpus_per_node": None, "world_size": None, "samples_per_gpu": None,
                    "accumulate": None, "total_batch": None, "command": shlex.join(command)},
@@ -245,6 +257,8 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
     }
     if source["curves"] is not None:
         record["curves"] = source["curves"]
+    if "eval_json" in artifacts:
+        record["eval_json"] = {"path": artifacts["eval_json"], "sha256": source_sha}
     if not source["metrics"]:
         record["note"] = "the log holds no evaluation: training curves only, nothing to verify"
     write_result(run_dir, record)

@@ -147,11 +147,26 @@ def run_verify(paths: list[str | Path], tier: str | None = None, junitxml: Path 
     write_obtained(verdict)
     files = sorted({check.run.split(";")[0] for check in verdict.checks})
     common = Path(os.path.commonpath([str(Path(f).parent.parent) for f in files]))
-    args = [*files, "-p", "no:cacheprovider", "--rootdir", str(common), "-c", os.devnull, "--capture=no",
-            "-q" if not verbose else "-v", "-rf", "--no-header", "-W", "ignore::pytest.PytestConfigWarning"]
+    # Isolated from the directories it reads: a run directory is data someone sent us, so no conftest.py
+    # (--noconftest), no pytest.ini/tox.ini/setup.cfg/pyproject.toml (-c /dev/null, our own rootdir), no cache
+    # written beside it (-p no:cacheprovider) and no plugin loaded through entry points (autoload disabled).
+    args = [*files, "-p", "no:cacheprovider", "--noconftest", "--rootdir", str(common), "-c", os.devnull,
+            "--capture=no", "-q" if not verbose else "-v", "-rf", "--no-header",
+            "-W", "ignore::pytest.PytestConfigWarning"]
     if junitxml:
         args += ["--junitxml", str(junitxml), "-o", "junit_suite_name=repro-verify", "-o", "junit_family=xunit2"]
-    code = pytest.main(args, plugins=[VerifyPlugin(verdict)])
+    saved = {key: os.environ.get(key) for key in ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ.pop("PYTEST_PLUGINS", None)
+    try:
+        code = pytest.main(args, plugins=[VerifyPlugin(verdict)])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return int(code)
     raise ReproError(f"pytest could not run the checks (exit {int(code)})", fix="re-run with --verbose to see why")

@@ -39,9 +39,12 @@ def test_each_authors_eval_file_imports_and_passes_released(name, eva02, tmp_pat
             in verdict.output)
 
 
-def test_miou_lowered_by_0_3_fails_naming_key_delta_tolerance_source(eva02, tmp_path, repro):
+def test_miou_2_points_below_fails_retrain_naming_key_delta_tolerance_source(eva02, tmp_path, repro):
     data = json.loads((eva02 / "eval_eva02_L_sz512_ss.json").read_text())
-    data["metric"]["mIoU"] -= 0.003
+    scale = (data["metric"]["mIoU"] - 0.02) / data["metric"]["mIoU"]
+    data["metric"]["mIoU"] -= 0.02                    # 2 points lower, every class with it (a consistent file)
+    for key in [k for k in data["metric"] if k.startswith("IoU.")]:
+        data["metric"][key] *= scale
     lowered = tmp_path / "eval_lowered.json"
     lowered.write_text(json.dumps(data))
     run_dir = tmp_path / "run"
@@ -51,21 +54,41 @@ def test_miou_lowered_by_0_3_fails_naming_key_delta_tolerance_source(eva02, tmp_
     result = repro("verify", run_dir, "--junitxml", junit)
 
     assert result.exit_code == 1
-    line = ("eva02_L_sz512 ss mIoU: obtained 59.47, expected 59.77 (published), |Δ| 0.30 > tolerance 0.10 "
-            "[released] — source: EVA-02/seg/README.md (baaivision/EVA@5623d08)")
+    # not the authors' file of the released weights: judged as a retrain, saying why
+    line = ("eva02_L_sz512 ss mIoU: obtained 57.77, expected 59.77 (published), |Δ| 2.00 > tolerance 1.40 "
+            "[retrain] — source: EVA-02/seg/README.md (baaivision/EVA@5623d08)")
     assert line in result.output.splitlines()
-    assert ("eva02_L_sz512 ss: mIoU 59.47 vs 59.77 published, |Δ| 0.30 outside ±0.10 — FAIL (1 of 303 checks "
-            "failed: mIoU)") in result.output
+    assert ("eva02_L_sz512 ss: mIoU 57.77 vs 59.77 published, |Δ| 2.00 outside ±1.40 — FAIL (1 of 3 checks "
+            "failed: mIoU); tier retrain (checkpoint not recorded (not recorded: imported from eval_lowered.json)); "
+            "overrides: none") in result.output
     assert "To update expected values:" in result.output
-    assert "1 failed, 302 passed" in result.output
+    assert "1 failed, 2 passed" in result.output
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures")) == ("303", "1")
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
     failed = [case for case in suite.iter("testcase") if case.find("failure") is not None]
     assert [case.get("name") for case in failed] == ["mIoU"]
     assert line in failed[0].find("failure").get("message")
     # the obtained values sit beside the run for a one-command diff
     table = (run_dir / "verify.csv").read_text()
     assert "mIoU" in table and "fail" in table
+
+    refused = repro("verify", run_dir, "--tier", "released")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"error: {run_dir / 'result.json'}: --tier released judges the released weights "
+                                     "with the published protocol, and this run differs: checkpoint not recorded")
+
+
+def test_an_eval_file_whose_summary_was_edited_is_refused(eva02, tmp_path, repro):
+    data = json.loads((eva02 / "eval_eva02_L_sz512_ss.json").read_text())
+    data["metric"]["mIoU"] -= 0.003                   # the summary lowered, its 150 classes left as they were
+    edited = tmp_path / "eval_edited.json"
+    edited.write_text(json.dumps(data))
+    run_dir = tmp_path / "run"
+    assert repro("import", edited, "-o", run_dir).exit_code == 0
+    result = repro("verify", run_dir)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {run_dir / 'result.json'}: mIoU 59.47 is not the mean of its 150 "
+                                    "per-class IoU values (59.77, |Δ| 0.30 > 0.01): the record is inconsistent — fix:")
 
 
 def test_training_log_json_yields_loss_and_lr_at_every_logged_iteration(eva02, tmp_path, repro):

@@ -1,0 +1,88 @@
+"""A record must agree with itself before it is compared with anything (issue #13).
+
+mmseg computes mIoU and mAcc as the mean of the per-class IoU and Acc (NaN classes left out) and writes them,
+rounded to 2 decimals of a percent, into its eval JSON. So in an honest record:
+
+- mIoU / mAcc equal the mean of the record's own 150 per-class values, within two roundings to 2 decimals
+  (0.01: an imported record carries mmseg's rounded values; the authors' four files differ by at most 0.005);
+- aAcc / mIoU / mAcc equal the eval JSON the record names, within its rounding (0.005), and that file still has
+  the sha256 recorded when the run ended.
+
+A record that breaks either was edited after the fact (or by hand): `repro verify` refuses it (exit 2) and names
+the mismatch, instead of judging numbers that no evaluation produced.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+from harness.ade20k_classes import CLASSES
+from harness.errors import ReproError
+
+SUMMARY_VS_CLASSES = 0.01      # mean of rounded per-class values vs the rounded mean: two 2-decimal roundings
+SUMMARY_VS_EVAL_JSON = 0.005   # full-precision record vs mmseg's 2-decimal eval JSON
+EPS = 1e-6                      # float32 artefacts of the eval JSON (0.8266000366210937)
+FIX = "re-run the evaluation or re-import the engine's own output; a record edited by hand is not a result"
+
+
+def _number(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def check_summary_against_classes(record: dict, where: Path) -> None:
+    metrics, per_class = record.get("metrics") or {}, record.get("per_class") or {}
+    if not isinstance(per_class, dict) or set(per_class) != set(CLASSES):
+        return          # no full per-class table to compare with (missing classes are reported as checks)
+    for metric, key in (("mIoU", "IoU"), ("mAcc", "Acc")):
+        summary = _number(metrics.get(metric))
+        values = [_number(v.get(key)) for v in per_class.values() if isinstance(v, dict)]
+        values = [v for v in values if v is not None]
+        if summary is None or not values:
+            continue
+        mean = sum(values) / len(values)
+        if abs(mean - summary) > SUMMARY_VS_CLASSES + EPS:
+            raise ReproError(f"{where}: {metric} {summary:.2f} is not the mean of its {len(values)} per-class {key} "
+                             f"values ({mean:.2f}, |Δ| {abs(mean - summary):.2f} > {SUMMARY_VS_CLASSES}): the record "
+                             f"is inconsistent", fix=FIX)
+
+
+def check_against_eval_json(record: dict, where: Path) -> None:
+    named = record.get("eval_json") or {}
+    name = named.get("path") or (record.get("artifacts") or {}).get("eval_json")
+    if not name:
+        return
+    file = where.parent / name
+    if not file.is_file():
+        if named.get("sha256"):
+            raise ReproError(f"{where}: names the eval JSON {name} (sha256 recorded), which is not in its run "
+                             f"directory", fix="verify the run directory as the run left it")
+        return          # an older record without a hash, moved without its files: nothing to compare with
+    data = file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if named.get("sha256") and digest != named["sha256"]:
+        raise ReproError(f"{where}: its eval JSON {name} changed after the run (sha256 {digest[:12]}…, recorded "
+                         f"{named['sha256'][:12]}…)", fix=FIX)
+    try:
+        metric = json.loads(data)["metric"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReproError(f"{where}: its eval JSON {name} holds no mmseg metrics ({exc})", fix=FIX) from exc
+    for key, value in (record.get("metrics") or {}).items():
+        ours, theirs = _number(value), _number(metric.get(key))
+        if ours is None or theirs is None:
+            continue
+        if abs(ours - theirs * 100) > SUMMARY_VS_EVAL_JSON + EPS:
+            raise ReproError(f"{where}: {key} {ours:.2f} disagrees with {theirs * 100:.2f} in its eval JSON {name} "
+                             f"(|Δ| {abs(ours - theirs * 100):.2f} > {SUMMARY_VS_EVAL_JSON}): the record is "
+                             f"inconsistent", fix=FIX)
+
+
+def check_consistency(record: dict, where: Path) -> None:
+    """Refuse (ReproError, exit 2) a record whose summary disagrees with its per-class values or its eval JSON."""
+    check_summary_against_classes(record, where)
+    check_against_eval_json(record, where)
