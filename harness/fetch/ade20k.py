@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from harness.errors import ReproError
-from harness.fetch import atomic, layout, ownership
+from harness.fetch import atomic, layout, ownership, unpack
 from harness.fetch.hashing import file_hashes
 from harness.paths import downloads_dir
 
@@ -91,15 +91,8 @@ def dataset_facts(root: Path | None = None, split: str = "validation") -> dict:
 # ---------------------------------------------------------------------------------------------- preparing
 
 def check_zip(path: Path, md5: str | None, sha1: str | None, progress: bool = True) -> dict[str, str]:
-    """md5 and sha1 of the zip, compared with the expected ones; a mismatch raises naming the file."""
-    digests = file_hashes(path, ("md5", "sha1"), progress=progress)
-    for name, want in (("md5", md5), ("sha1", sha1)):
-        if want and digests[name] != want.lower():
-            raise ReproError(f"{path} has {name} {digests[name]}, expected {want}: the archive is truncated, "
-                             f"corrupt or another file",
-                             fix="delete it and run `repro prepare ade20k` again (or pass --zip with the right file; "
-                                 "--md5/--sha1 only if you trust this one)")
-    return digests
+    """md5 and sha1 of the zip, compared with the expected ones; a mismatch raises ChecksumMismatch naming it."""
+    return unpack.check_digests(path, file_hashes(path, ("md5", "sha1"), progress=progress), md5, sha1)
 
 
 def _members(zf: zipfile.ZipFile, folder: str, zip_path: Path) -> list[tuple[zipfile.ZipInfo, str]]:
@@ -121,43 +114,14 @@ def _members(zf: zipfile.ZipFile, folder: str, zip_path: Path) -> list[tuple[zip
     return out
 
 
-def extract(zip_path: Path, dest: Path, folder: str, progress: bool = True) -> None:
-    """Extract the files under `folder/` of the zip into dest (which exists, empty); CRCs are checked."""
+def list_members(zip_path: Path, folder: str) -> list[tuple[str, str]]:
+    """(member name, path inside the data root) of every file under `folder/` of the zip."""
     try:
-        zf = zipfile.ZipFile(zip_path)
+        with zipfile.ZipFile(zip_path) as zf:
+            return [(info.filename, rel) for info, rel in _members(zf, folder, zip_path)]
     except (zipfile.BadZipFile, OSError) as exc:
         raise ReproError(f"{zip_path} is not a readable zip ({exc}); truncated download?",
                          fix="delete it and run `repro prepare ade20k` again") from None
-    with zf:
-        members = _members(zf, folder, zip_path)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=sum(i.file_size for i, _ in members), unit="B", unit_scale=True, unit_divisor=1024,
-                       desc="extracting", leave=False)
-        made: set[Path] = set()
-        try:
-            for info, rel in members:
-                target = dest / rel
-                if target.parent not in made:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
-                try:
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as exc:
-                    raise ReproError(f"{zip_path}: member {info.filename} is damaged ({exc})",
-                                     fix="delete the zip and run `repro prepare ade20k` again") from None
-                if bar is not None:
-                    bar.update(info.file_size)
-        finally:
-            if bar is not None:
-                bar.close()
-
-
-def zlib_error():
-    import zlib
-    return zlib.error
 
 
 def parse_counts(text: str | None) -> dict[str, int] | None:
@@ -208,9 +172,15 @@ def _build(root: Path, zip_path: Path | None, url: str | None, md5: str | None, 
         if not zip_path.is_file():
             raise ReproError(f"--zip {zip_path} does not exist", fix="pass the path of ADEChallengeData2016.zip")
         source_label = str(zip_path)
+    tmp = atomic.staging_dir(root)
     try:
-        digests = check_zip(zip_path, md5, sha1, progress)
-    except ReproError:
+        manifest = _unpack_checked(zip_path, tmp, src["folder"], source_label, md5, sha1, counts, progress)
+        if not force and _same_dataset(root, manifest):     # another host prepared it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return layout.read_manifest(root)
+        atomic.move_into_place(tmp, root, replace=force)
+    except unpack.ChecksumMismatch:
+        shutil.rmtree(tmp, ignore_errors=True)
         if zip_path.parent == downloads_dir():          # our own download: move it aside, never reuse it
             bad = zip_path.with_name(f"{zip_path.name}.bad-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
             os.replace(zip_path, bad)
@@ -218,21 +188,31 @@ def _build(root: Path, zip_path: Path | None, url: str | None, md5: str | None, 
                              f"md5/sha1; moved to {bad}",
                              fix="run `repro prepare ade20k` again, or use another --url / --zip") from None
         raise
-    tmp = atomic.staging_dir(root)
-    try:
-        extract(zip_path, tmp, src["folder"], progress)
-        fix = "the archive is not a complete ADEChallengeData2016: use the official one (--zip/--url)"
-        layout.check_layout(tmp, counts, fix=fix, progress=progress, where=f"{zip_path} ({src['folder']}/)")
-        origin = {"kind": "ade20k", "source": source_label, "zip_md5": digests["md5"], "zip_sha1": digests["sha1"]}
-        manifest = layout.write_manifest(tmp, origin, counts, progress=progress)
-        if not force and _same_dataset(root, manifest):     # another host prepared it meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-            return layout.read_manifest(root)
-        atomic.move_into_place(tmp, root, replace=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _unpack_checked(zip_path: Path, dest: Path, folder: str, source_label: str, md5: str | None,
+                    sha1: str | None, counts: dict[str, int], progress: bool) -> dict:
+    """One pass over the archive: names checked first, then members extracted, hashed and label-checked in
+    parallel while the archive's md5/sha1 is computed alongside; returns the manifest written in dest.
+    The checksums are judged first: a wrong archive is reported as that, not as the fault it causes."""
+    where = f"{zip_path} ({folder}/)"
+    fix = "the archive is not a complete ADEChallengeData2016: use the official one (--zip/--url)"
+    digests = unpack.ArchiveDigests(zip_path, md5, sha1)
+    try:
+        members = list_members(zip_path, folder)
+        pairs, _ = layout.check_names([rel for _, rel in members], counts, fix, where)
+        files, facts = unpack.unpack(zip_path, members, dest, progress, alongside=digests.start)
+    except ReproError:
+        digests.check()
+        raise
+    checked = digests.check()
+    layout.check_pairs(pairs, facts, fix, where)
+    origin = {"kind": "ade20k", "source": source_label, "zip_md5": checked["md5"], "zip_sha1": checked["sha1"]}
+    return layout.write_manifest(dest, origin, counts, progress=progress, files=files)
 
 
 def _same_dataset(root: Path, manifest: dict) -> bool:

@@ -120,7 +120,8 @@ def test_corrupt_byte_is_caught_and_moved_aside(home, tmp_path, served, server):
     assert not (downloads / "ADEChallengeData2016.zip").exists()
     assert len(list(downloads.glob("ADEChallengeData2016.zip.bad-*"))) == 1
     assert ade20k.status(root) == "missing"
-    assert prepare("--url", served["url"], "--data-root", str(root), *hashes(served)).exit_code == 0
+    result = prepare("--url", served["url"], "--data-root", str(root), *hashes(served))
+    assert result.exit_code == 0, result.output
     assert server.gets(served["route"])[-1].range is None, "started over, not resumed from a bad file"
 
 
