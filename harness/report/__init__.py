@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
-from harness.report import plots
+from harness.report import gallery, plots
 from harness.settle import settle
 from harness.verify import logs
 from harness.verify.compare import Verdict, load_run, verify_runs
@@ -198,6 +198,7 @@ def _render_run(env, page: RunPage, expected) -> str:
     figures = {}
     if page.per_class is not None and len(page.per_class):
         figures["per_class"] = plots.per_class_chart(page.per_class, page.title)
+        figures["delta"] = plots.delta_chart(page.per_class, page.title)
     if page.curves:
         figures["curves"] = plots.training_curves(page.curves, page.title)
     rep = page.record.get("reproduction")
@@ -212,7 +213,8 @@ def _render_run(env, page: RunPage, expected) -> str:
         launch=page.record.get("launch") or {}, environment=page.record.get("environment") or {},
         command=(page.record.get("launch") or {}).get("command"),
         repro_command=(page.record.get("launch") or {}).get("repro_command"), escape=html.escape,
-        overrides=describe_overrides(page.record))
+        overrides=describe_overrides(page.record), gallery=gallery.load_gallery(page.record, page.run_dir),
+        gallery_of=gallery.gallery_size(page.record, page.run_dir))
 
 
 def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dict:

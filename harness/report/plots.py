@@ -6,6 +6,8 @@ import io
 import math
 
 WORST = 30          # classes in the per-class chart
+DELTA_ROWS = 30     # classes that lose most, in the Δ IoU chart
+DELTA_GAINS = 10    # and those that gain most
 PASS, FAIL, GREY = "#2e7d32", "#c62828", "#9e9e9e"
 
 
@@ -26,10 +28,20 @@ def _data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def per_class_chart(frame, title: str) -> str:
+def present(frame):
+    """The classes the evaluated data holds: a class with no ground-truth pixels has no IoU/Acc (NaN)."""
+    keep = frame["IoU"].notna()
+    if "Acc" in frame:
+        keep &= frame["Acc"].notna()
+    return frame[keep]
+
+
+def per_class_chart(frame, title: str) -> str | None:
     """Obtained per-class IoU as bars, expected as markers, the worst classes (by Δ, else by IoU) at the top."""
     plt = _pyplot()
-    rows = frame.head(WORST).iloc[::-1]
+    rows = present(frame).head(WORST).iloc[::-1]
+    if rows.empty:
+        return None
     has_expected = rows["IoU_expected"].notna().any()
     fig, ax = plt.subplots(figsize=(7.5, 0.24 * len(rows) + 1.2))
     colors = [FAIL if s == "fail" else (PASS if s == "pass" else GREY) for s in rows["status"]]
@@ -47,6 +59,37 @@ def per_class_chart(frame, title: str) -> str:
     which = "largest drop vs expected" if has_expected else "lowest IoU"
     ax.set_title(f"{title}: {len(rows)} classes with the {which} first", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    return _data_uri(fig)
+
+
+def delta_chart(frame, title: str) -> str | None:
+    """Δ IoU against the published per-class values, the classes that lose most first (absent classes left out);
+    None without published per-class values."""
+    import pandas as pd
+
+    plt = _pyplot()
+    compared = present(frame)
+    compared = compared[compared["IoU_expected"].notna()].sort_values(["IoU_delta", "index"])
+    if compared.empty:
+        return None
+    losses = compared.head(DELTA_ROWS)
+    gains = compared[compared["IoU_delta"] > 0].drop(losses.index, errors="ignore").tail(DELTA_GAINS)
+    rows = pd.concat([losses, gains]).iloc[::-1]
+    labels = [name.strip() for name in rows["class"]]
+    deltas = rows["IoU_delta"].round(2)
+    fig, ax = plt.subplots(figsize=(7.5, 0.22 * len(rows) + 1.3))
+    ax.barh(labels, deltas, color=[FAIL if d < 0 else PASS for d in deltas], height=0.7)
+    ax.axvline(0, color="black", linewidth=0.8)
+    span = max(1.0, float(deltas.abs().max()))
+    for y, d in enumerate(deltas):
+        ax.text(d + (0.02 * span if d >= 0 else -0.02 * span), y, f"{d:+.2f}", va="center",
+                ha="left" if d >= 0 else "right", fontsize=7)
+    ax.set_xlim(-span * 1.25, span * 1.25)
+    ax.set_xlabel("Δ IoU (points): obtained − published")
+    shown = f"the {len(losses)} largest losses" + (f" and {len(gains)} largest gains" if len(gains) else "")
+    ax.set_title(f"{title}: {shown} of {len(compared)} classes present", fontsize=10)
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="x", alpha=0.3)
     return _data_uri(fig)

@@ -25,10 +25,16 @@ def eva02(reference) -> Path:
 
 @pytest.fixture
 def lowered_run(eva02, tmp_path) -> Path:
-    """The authors' L-512 ss eval with mIoU lowered by 0.3 and wall IoU by 2 points: a FAIL to look at."""
+    """The authors' L-512 ss eval with mIoU 2 points lower and every class with it (a consistent record, judged as a
+    retrain: FAIL), then 2 more points moved from wall to river (the mean unchanged): the class that loses most,
+    and one that gains."""
     data = json.loads((eva02 / "eval_eva02_L_sz512_ss.json").read_text())
-    data["metric"]["mIoU"] -= 0.003
+    scale = (data["metric"]["mIoU"] - 0.02) / data["metric"]["mIoU"]
+    data["metric"]["mIoU"] -= 0.02
+    for key in [k for k in data["metric"] if k.startswith("IoU.")]:
+        data["metric"][key] *= scale
     data["metric"]["IoU.wall"] -= 0.02
+    data["metric"]["IoU.river"] += 0.02
     source = tmp_path / "eval_lowered.json"
     source.write_text(json.dumps(data))
     return import_result(source, out_dir=tmp_path / "runs" / "lowered")
@@ -80,12 +86,13 @@ def test_run_pages_index_and_compare_are_self_contained(lowered_run, train_run, 
         assert "<script src" not in html and "stylesheet" not in html
 
     low = (out / "eva02_L_sz512_ss_lowered.html").read_text()
-    assert "eva02_L_sz512 ss: mIoU 59.47 vs 59.77 published, |Δ| 0.30 outside ±0.10 — FAIL" in low
-    assert "|Δ| 0.30 &gt; tolerance 0.10 [released] — source: EVA-02/seg/README.md" in low
+    assert "eva02_L_sz512 ss: mIoU 57.77 vs 59.77 published, |Δ| 2.00 outside ±1.40 — FAIL" in low
+    assert "|Δ| 2.00 &gt; tolerance 1.40 [retrain] — source: EVA-02/seg/README.md" in low
     assert low.count('<tr><td class="n" data-v=') == 150                 # every class in the sortable table
     table = low[low.index('id="per-class-table"'):]
     assert table.index("<td>wall</td>") < table.index("<td>sky</td>")     # the worst class first
-    assert low.count("data:image/png;base64,") == 1                       # per-class chart; an eval has no curves
+    assert low.count("data:image/png;base64,") == 2         # Δ IoU and per-class charts; no curves, no gallery
+    assert 'id="delta-chart"' in low and 'id="gallery"' not in low     # an imported result has no pictures
     assert "repro import " in low and "--reproduction eva02_L_sz512 --protocol ss" in low
 
     train = (out / "eva02_B_sz512_ss_train.html").read_text()
@@ -141,9 +148,11 @@ def test_report_renders_in_headless_chromium(lowered_run, tmp_path):
             page.wait_for_load_state("load")
             verdict, chart = page.locator("#verdict"), page.locator("#per-class-chart")
             assert verdict.is_visible() and chart.is_visible()
-            assert "FAIL" in verdict.inner_text() and "mIoU 59.47 vs 59.77 published" in verdict.inner_text()
+            assert "FAIL" in verdict.inner_text() and "mIoU 57.77 vs 59.77 published" in verdict.inner_text()
             assert chart.evaluate("img => img.complete && img.naturalWidth > 300")
-            vbox, cbox = verdict.bounding_box(), chart.bounding_box()
+            delta = page.locator("#delta-chart")
+            assert delta.is_visible() and delta.evaluate("img => img.complete && img.naturalWidth > 300")
+            vbox, cbox = verdict.bounding_box(), delta.bounding_box()
             page.screenshot(path=str(screenshot), full_page=True)
             # the sortable table sorts: by class name ascending, 'airplane' comes first
             page.locator("#per-class-table th", has_text="class").click()
@@ -152,7 +161,7 @@ def test_report_renders_in_headless_chromium(lowered_run, tmp_path):
             browser.close()
     assert problems == []
     image = Image.open(screenshot).convert("RGB")
-    # the verdict box is drawn in the FAIL colours, the chart holds the red bar of the failing class
+    # the verdict box is drawn in the FAIL colours; the Δ chart holds red bars (losses: wall) and a green one (river)
     inside = image.getpixel((int(vbox["x"] + vbox["width"] - 20), int(vbox["y"] + vbox["height"] / 2)))
     assert inside == (0xff, 0xeb, 0xee)
     crop = image.crop((int(cbox["x"]), int(cbox["y"]), int(cbox["x"] + cbox["width"]), int(cbox["y"] + cbox["height"])))
