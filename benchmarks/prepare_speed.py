@@ -6,7 +6,7 @@ check, per-file sha256 manifest) into another, alternating their order a few tim
 times and their ratios (the best runs are the least disturbed by other load).
 Goal: prepare at most 1.2x unzip. The archive is cached under the temp folder between runs of the script.
 
-    python benchmarks/prepare_speed.py [--train 2000] [--val 500] [--repeat 5]
+    python benchmarks/prepare_speed.py [--train 2000] [--val 500] [--repeat 5] [--dir /dev/shm]
 """
 from __future__ import annotations
 
@@ -74,12 +74,15 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--val", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()),
+                        help="where the archive is built and both extract to (e.g. /dev/shm to leave the disk out)")
     args, _ = parser.parse_known_args()        # `./noxw -s bench -- ...` hands every script the same arguments
     if not shutil.which("unzip"):
         sys.exit("prepare_speed: needs `unzip` on PATH to compare against")
 
-    base = Path(tempfile.gettempdir()) / "repro-bench-prepare"
-    base.mkdir(exist_ok=True)
+    base = args.dir / "repro-bench-prepare"
+    base.mkdir(parents=True, exist_ok=True)
+    out = base / "out"
     os.environ["REPRO_HOME"] = str(base / "home")      # lock files of the benchmark stay in its own folder
     archive = base / f"ade20k-{args.train}-{args.val}.zip"
     if not archive.exists():
@@ -88,20 +91,20 @@ def main() -> None:
     md5, sha1 = digests(archive)
     counts = {"training": args.train, "validation": args.val}
     unzip_times, prepare_times = [], []
-    time_unzip(archive, base / "unzipped")             # warm-up: the archive in the page cache for both
+    time_unzip(archive, out)                           # warm-up: the archive in the page cache for both
     for i in range(args.repeat):
         order = ("unzip", "prepare") if i % 2 == 0 else ("prepare", "unzip")      # neither always goes first
         for what in order:
-            drop(base / "out")
+            drop(out)
             subprocess.run(["sync"], check=False)        # the previous run's writeback is not billed to this one
             if what == "unzip":
-                unzip_times.append(time_unzip(archive, base / "out"))
+                unzip_times.append(time_unzip(archive, out))
             else:
-                prepare_times.append(time_prepare(archive, base / "out" / "ADEChallengeData2016", md5, sha1, counts))
+                prepare_times.append(time_prepare(archive, out / "ADEChallengeData2016", md5, sha1, counts))
         print(f"  run {i + 1}: unzip {unzip_times[-1]:.2f} s, prepare {prepare_times[-1]:.2f} s", flush=True)
-    drop(base / "out")
+    drop(out)
     size = archive.stat().st_size / 1e6
-    print(f"archive            {args.train} + {args.val} images, {size:.0f} MB, {os.cpu_count()} CPUs, "
+    print(f"archive            {args.train} + {args.val} images, {size:.0f} MB, in {args.dir}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     # the minimum is the run least disturbed by other load on the machine; the median is shown beside it
     best = min(prepare_times) / min(unzip_times)
