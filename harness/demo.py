@@ -45,6 +45,13 @@ def _step(settings: DemoSettings, number: int, text: str) -> None:
     settings.echo(f"\n[{number}/5] {text}")
 
 
+def _logs(run_dir: Path, record: dict) -> str:
+    """The run's log files on one line: the engine's whole output (console.log) and mmseg's logs."""
+    from harness.console import log_line
+    arts = record.get("artifacts") or {}
+    return "  " + log_line(run_dir, [arts.get("console"), arts.get("log"), arts.get("log_json")])
+
+
 def prepare_data(settings: DemoSettings) -> Path:
     from harness.fetch import ade20k, synthetic
 
@@ -78,6 +85,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     best = trained.get("artifacts", {}).get("best_checkpoint") or trained["artifacts"]["checkpoints"][-1]
     checkpoint = train_dir / best
     say(f"trained: mIoU {trained['metrics']['mIoU']:.2f} at the last evaluation; best checkpoint {checkpoint}")
+    say(_logs(train_dir, trained))
 
     _step(settings, 3, "evaluate the best checkpoint: single scale (1 process), multi-scale + flip "
                        f"(torchrun, {settings.ms_launcher_gpus} CPU processes)")
@@ -90,6 +98,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     for protocol, record in (("ss", ss), ("ms", ms)):
         m = record["metrics"]
         say(f"{protocol}: aAcc {m['aAcc']:.2f}  mIoU {m['mIoU']:.2f}  mAcc {m['mAcc']:.2f}")
+        say(_logs(evals[protocol], record))
 
     _step(settings, 4, "verify against the demo's baseline (expected/summary.csv, tier baseline)")
     code = run_verify([evals["ss"], evals["ms"]], junitxml=settings.work_dir / "verify.xml",

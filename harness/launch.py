@@ -217,7 +217,8 @@ def _die_with_parent() -> None:
 
 
 def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bool = True) -> int:
-    """Run argv, copying its output line by line to log_path (and to our stdout); return its exit code.
+    """Run argv, copying its whole output to log_path as it comes; return its exit code. With `echo` the terminal
+    gets its progress as bars (harness/console.py; everything with --verbose).
 
     The command runs in its own process group; Ctrl-C or SIGTERM here is passed on to that group, and if this
     process is killed outright the command gets SIGTERM from the kernel, so no worker is left behind.
@@ -229,6 +230,8 @@ def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bo
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
         previous = signal.getsignal(signal.SIGTERM)
+        from harness.console import EngineOutput
+        shown = EngineOutput() if echo else None
 
         def _forward(signum, _frame):
             try:
@@ -240,12 +243,11 @@ def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bo
             signal.signal(signal.SIGTERM, _forward)
         try:
             assert proc.stdout is not None
-            for line in iter(proc.stdout.readline, b""):
-                log.write(line)
+            for chunk in iter(lambda: os.read(proc.stdout.fileno(), 1 << 16), b""):   # as it comes, \r included
+                log.write(chunk)
                 log.flush()
-                if echo:
-                    sys.stdout.buffer.write(line)
-                    sys.stdout.flush()
+                if shown is not None:
+                    shown.feed(chunk)
             return proc.wait()
         except KeyboardInterrupt:
             _forward(signal.SIGINT, None)
@@ -255,6 +257,8 @@ def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bo
                 os.killpg(proc.pid, signal.SIGKILL)
             raise
         finally:
+            if shown is not None:
+                shown.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 

@@ -14,9 +14,8 @@ def file_hashes(path: Path, algorithms: tuple[str, ...] = ("sha256",), progress:
     size = path.stat().st_size
     bar = None
     if progress and size >= BAR_FROM:
-        from tqdm import tqdm
-        bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"hashing {path.name}",
-                   leave=False)
+        from harness.console import bar as progress_bar
+        bar = progress_bar(size, f"hashing {path.name}", unit="B", unit_scale=True, unit_divisor=1024)
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             for h in hashers.values():

@@ -96,9 +96,9 @@ def _transfer(session, url: str, part: Path, have: int, headers: dict, timeout: 
         total = have + int(length) if length is not None else None
         bar = None
         if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                       desc=f"downloading {Path(url.split('?')[0]).name}", leave=False)
+            from harness.console import bar as progress_bar
+            bar = progress_bar(total, f"downloading {Path(url.split('?')[0]).name}", unit="B", unit_scale=True,
+                               unit_divisor=1024, initial=have)
         try:
             with open(part, "ab" if have else "wb") as fh:
                 for chunk in r.iter_content(CHUNK):
