@@ -1,5 +1,6 @@
 """`repro prepare ade20k`: the zip, checked; extracted beside the data root and moved in only when complete;
 layout and labels checked; every file recorded in a manifest. Also the state and facts other rooms ask for.
+A data root is replaced only if we made it (see ownership); one command prepares a given root at a time.
 
 The facts about the archive (URL, md5, sha1, counts) are in ade20k.toml beside this file.
 
@@ -18,7 +19,6 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.fetch import atomic, layout, ownership, unpack
-from harness.fetch.hashing import file_hashes
 from harness.paths import downloads_dir
 
 SOURCE = Path(__file__).with_name("ade20k.toml")
@@ -89,11 +89,6 @@ def dataset_facts(root: Path | None = None, split: str = "validation") -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- preparing
-
-def check_zip(path: Path, md5: str | None, sha1: str | None, progress: bool = True) -> dict[str, str]:
-    """md5 and sha1 of the zip, compared with the expected ones; a mismatch raises ChecksumMismatch naming it."""
-    return unpack.check_digests(path, file_hashes(path, ("md5", "sha1"), progress=progress), md5, sha1)
-
 
 def _members(zf: zipfile.ZipFile, folder: str, zip_path: Path) -> list[tuple[zipfile.ZipInfo, str]]:
     """(member, path inside the data root) for every file under `folder/`; refuses unsafe names."""
