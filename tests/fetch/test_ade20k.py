@@ -289,3 +289,26 @@ def test_layout_error_names_the_archive_and_the_counts_flag(home, tmp_path, good
     assert "--counts 6,3" in line
     assert ade20k.status(root) == "missing"
     assert prepare("--zip", str(good_zip["path"]), "--data-root", str(root), *hashes(good_zip)).exit_code == 0
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_unpack_hashes_and_checks_what_it_writes(tmp_path, processes):
+    """One pass per member, in-process or spread over workers: the sizes, sha256 and label facts it returns are
+    those of the files it wrote, and a bad label is found wherever its chunk lands."""
+    from harness.fetch import unpack
+    bad = make_zip(tmp_path / "bad.zip", _label(151), filler=150)          # 170 members: several chunks
+    members = ade20k.list_members(bad["path"], "ADEChallengeData2016")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    files, facts = unpack.unpack(bad["path"], members, dest, progress=False, processes=processes)
+    assert sorted(files) == layout.list_files(dest) and len(files) == len(members)
+    for rel, (size, digest) in files.items():
+        data = (dest / rel).read_bytes()
+        assert size == len(data) and digest == hashlib.sha256(data).hexdigest()
+    for rel, fact in facts.items():
+        reader = layout.image_facts if rel.endswith(".jpg") else layout.annotation_facts
+        assert fact == reader(dest / rel), rel
+    pairs, found = layout.check_names(list(files), {"training": 6, "validation": 3}, "fix", "here")
+    assert found == {"training": 6, "validation": 3}
+    with pytest.raises(ReproError, match="ADE_val_00000002.png: label value 151 outside 0..150"):
+        layout.check_pairs(pairs, facts, "fix", "here")
