@@ -3,11 +3,14 @@ exactly what tests/data/PROVENANCE.md says it is."""
 import hashlib
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO
 from golden_codec import decode, upsample
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
 
 OUTSIDE = b"../" + b"shared"     # spelled in two pieces so that this file does not match itself
 
