@@ -89,8 +89,8 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
     processes = processes or workers()
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(members), unit="file", desc="extracting", leave=False)
+        from harness.console import bar as progress_bar
+        bar = progress_bar(len(members), "extracting", unit="files")
     files: dict[str, list] = {}
     facts: dict[str, tuple] = {}
     try:
@@ -105,6 +105,7 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
             results = pool.imap_unordered(_extract_chunk, tasks)
         if alongside is not None:
             alongside()
+        finished = False
         try:
             for chunk in results:
                 for rel, size, digest, fact in chunk:
@@ -116,9 +117,13 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
                         facts[rel] = fact
                 if bar is not None:
                     bar.update(len(chunk))
+            finished = True
         finally:
             if pool is not None:
-                pool.terminate()
+                if finished:            # idle workers exit on close(); terminate() can wait seconds on its locks
+                    pool.close()
+                else:
+                    pool.terminate()
                 pool.join()
             else:
                 _open(None)
