@@ -135,3 +135,44 @@ def test_a_node_other_than_0_never_writes_the_record(tmp_path):
     assert not (run / "result.json").exists()
     assert finalize(run, 0)["status"] == "failed"         # node 0: outputs missing, and it writes the record
     assert (run / "result.json").exists()
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_sharing_a_work_dir_write_one_record(tmp_path):
+    """Two `repro train` "nodes" of one CPU process each, on loopback, one --work-dir: node 1 starts after node 0
+    wrote its settings, keeps its own job file, and leaves the one result.json to node 0."""
+    import json
+    import socket
+    import subprocess
+    import time
+
+    pytest.importorskip("mmseg.apis")
+    from harness.fetch.synthetic import generate
+    from harness.record import read_result
+
+    data = generate(tmp_path / "data" / "ADEChallengeData2016", num_train=16, num_val=8, seed=0)
+    work = tmp_path / "shared"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [str(Path(sys.executable).parent / "repro"), "train", "eva02_demo", "--max-iters", "2",
+            "--samples-per-gpu", "2", "--checkpoint-interval", "2", "--eval-interval", "1000", "--device", "cpu",
+            "--launcher", "torchrun", "--gpus", "1", "--nnodes", "2", "--master-addr", "127.0.0.1",
+            "--master-port", str(port), "--data-root", str(data), "--work-dir", str(work),
+            "--cfg-options", "data.workers_per_gpu=1"]
+    nodes = {0: subprocess.Popen(argv + ["--node-rank", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)}
+    deadline = time.monotonic() + 120
+    while not (work / "job.json").exists():
+        assert nodes[0].poll() is None and time.monotonic() < deadline, nodes[0].communicate()[0]
+        time.sleep(0.2)
+    nodes[1] = subprocess.Popen(argv + ["--node-rank", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    outs = {rank: proc.communicate(timeout=600)[0] for rank, proc in nodes.items()}
+    assert [nodes[0].returncode, nodes[1].returncode] == [0, 0], outs
+    assert "node rank 0 writes the record" in outs[1]
+    assert json.loads((work / "job.json").read_text())["launch"]["node_rank"] == 0
+    assert json.loads((work / "job.node1.json").read_text())["launch"]["node_rank"] == 1
+    assert sorted(p.name for p in work.glob("result*.json")) == ["result.json"]
+    rec = read_result(work)
+    assert rec["status"] == "succeeded" and rec["launch"]["node_rank"] == 0 and rec["launch"]["world_size"] == 2
