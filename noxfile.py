@@ -85,7 +85,8 @@ def install_engine(session: nox.Session, python: str | None = None) -> Path:
     wheel = build_mmcv_wheel.cached_wheel(WHEELHOUSE, build_mmcv_wheel.plan(py, WHEELHOUSE)["key"])  # built or found
     session.run(*pip, "--no-deps", "--force-reinstall", str(wheel), external=True)
     session.run(*pip, "--no-deps", "mmsegmentation==0.29.1", external=True)  # its mmcls requirement is never imported
-    session.run(*pip, "-e", ".[test]", external=True)
+    # the pins hold for the harness's own dependencies too (pandas 3 would otherwise pull numpy 2 onto 3.11)
+    session.run(*pip, "-e", ".[test]", "-c", "requirements-engine.txt", external=True)
     session.run(py, "-c", "import mmcv.ops, mmseg.apis, mmseg.models; print('engine ok')", external=True)
     stamp.write_text(fingerprint)
     return venv_py
