@@ -20,14 +20,13 @@ def test_list_shows_published_numbers_and_protocols():
     assert rows["eva02_B_sz512"]["weights"] == "missing, pretrained missing"
 
 
-def test_list_follows_the_dataset_state(tmp_path, monkeypatch):
+def test_list_follows_the_dataset_state():
+    from harness.fetch import synthetic
+
     assert _rows()["eva02_demo"]["dataset_state"].startswith("missing")
-    root = tmp_path / "ADEChallengeData2016"
-    runner = CliRunner()
-    made = runner.invoke(cli, ["prepare", "ade20k", "--synthetic", "8", "--val", "4", "--data-root", str(root)])
+    made = CliRunner().invoke(cli, ["prepare", "ade20k", "--synthetic", "8", "--val", "4"])
     assert made.exit_code == 0, made.output
-    # the demo's default data root is under REPRO_HOME; point REPRO_DATA at the one just made
-    monkeypatch.setenv("REPRO_DATA", str(root))
+    root = synthetic.default_root()   # the demo's default data root, under REPRO_HOME (REPRO_DATA never moves it)
     assert _rows()["eva02_demo"]["dataset_state"].startswith("synthetic")
     (root / "annotations" / "validation" / "ADE_val_00000002.png").unlink()
     assert _rows()["eva02_demo"]["dataset_state"].startswith("changed")
