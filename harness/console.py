@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 DEFAULT_INTERVAL_S = 30.0
-PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:3.0f}%) [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 _verbose: bool | None = None     # None: REPRO_VERBOSE decides
 

@@ -75,8 +75,8 @@ def check_layout(root: Path, counts: dict[str, int] | None = None, fix: str = ""
     if check_labels:
         iterator = pairs
         if progress and len(pairs) > 500:
-            from tqdm import tqdm
-            iterator = tqdm(pairs, desc="checking annotations", unit="file", leave=False)
+            from harness.console import track
+            iterator = track(pairs, "checking annotations", unit="files")
         facts = {}
         for img_rel, ann_rel in iterator:
             facts[img_rel] = image_facts(root / img_rel)
@@ -236,8 +236,8 @@ def write_manifest(root: Path, origin: dict, counts: dict[str, int], progress: b
         paths = list_files(root)
         iterator = paths
         if progress and len(paths) > 500:
-            from tqdm import tqdm
-            iterator = tqdm(paths, desc="hashing files", unit="file", leave=False)
+            from harness.console import track
+            iterator = track(paths, "hashing files", unit="files")
         files = {}
         for rel in iterator:
             p = root / rel
@@ -279,8 +279,8 @@ def manifest_problems(root: Path, manifest: dict, deep: bool, progress: bool = T
     common = sorted(present & set(recorded))
     iterator = common
     if deep and progress and len(common) > 500:
-        from tqdm import tqdm
-        iterator = tqdm(common, desc="verifying files", unit="file", leave=False)
+        from harness.console import track
+        iterator = track(common, "verifying files", unit="files")
     for rel in iterator:
         size, digest = recorded[rel]
         p = root / rel

@@ -124,6 +124,7 @@ def test_report_of_unverifiable_run_says_why(eva02, tmp_path):
     assert 'id="curves"' in html and ">55.25<" in html                   # expected values still shown
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(lowered_run, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
