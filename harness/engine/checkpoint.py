@@ -30,6 +30,9 @@ def _allowed_globals() -> list:
     from numpy.core.multiarray import _reconstruct, scalar
     allowed = [scalar, np.dtype, np.ndarray, _reconstruct]
     allowed += [type(np.dtype(t)) for t in _NUMPY_SCALAR_TYPES]  # numpy >= 1.25 pickles dtypes by their class
+    # numpy 2 pickles these as numpy._core.*, numpy 1 as numpy.core.*: a checkpoint saved under either loads under both
+    allowed += [(obj, f"{package}.multiarray.{obj.__name__}") for obj in (scalar, _reconstruct)
+                for package in ("numpy.core", "numpy._core")]
     return allowed
 
 
