@@ -21,6 +21,29 @@ def _weights_state(rep: registry.Reproduction) -> str:
     return state
 
 
+def zoo_inventory(text: str | None = None) -> list[dict]:
+    """`repro list --zoo`: the model zoo's entries (harness/registry/zoo.py), filtered by name/family/backbone."""
+    from harness.registry import zoo
+    from harness.registry.needs import config_needs
+
+    rows = []
+    for rep in zoo.zoo_reproductions().values():
+        if text and not zoo.matches(rep, text):
+            continue
+        needs = config_needs(rep.config_path("ss"))
+        rows.append({
+            "id": rep.id, "family": rep.family, "backbone": rep.backbone, "dataset": rep.dataset,
+            "config": rep.protocols["ss"], "protocols": sorted(rep.protocols),
+            "published": rep.expected.values, "source": rep.expected.source,
+            "weights_url": rep.weights.url if rep.weights else None,
+            "sha256_prefix": rep.weights.sha256_prefix if rep.weights else None,
+            "weights": weights.status(rep, "weights"),
+            "needs": [*needs.imports, *(["fp16 (a CUDA GPU)"] if needs.fp16 else []),
+                      *(f"mmcv op {op} (CUDA kernel on GPUs)" for op in needs.mmcv_ops)],
+        })
+    return rows
+
+
 def inventory() -> list[dict]:
     from harness.paths import runs_root
     from harness.settle import settle_all

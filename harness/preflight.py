@@ -156,6 +156,42 @@ def _dataset_facts(root: Path, split: str, fix: str) -> dict:
     return {"num_images": manifest.get("counts", {}).get(split), "manifest_sha256": manifest["files_sha256"]}
 
 
+def check_runnable(rep: Reproduction, protocol: str, device: str, launcher: str, notes: Notes) -> None:
+    """What the reproduction's config needs that this job lacks (harness/registry/needs.py): a package its
+    custom_imports names (ConvNeXt, PoolFormer: mmcls), a GPU for an fp16 config, mmcv's CUDA kernel of an op
+    (PSANet's PSAMask) when a CUDA job meets a CPU-ops mmcv build. Each is one line, before anything starts."""
+    from importlib.util import find_spec
+
+    from harness.registry.needs import config_needs
+
+    needs = config_needs(rep.config_path(protocol))
+    if device == "auto":      # the machines that run the job: Slurm's GPU nodes, else this one
+        import torch
+        device = "cuda" if launcher == "slurm" or torch.cuda.is_available() else "cpu"
+    for module in needs.imports:     # raised even in a dry run: without it the config does not even load
+        if find_spec(module.split(".")[0]) is None:
+            raise ReproError(f"{rep.id} needs the package of {module} (its config imports it), which is not "
+                             f"installed in this environment",
+                             fix="install it into the engine (for mmcls: `pip install 'mmcls>=0.20.1,<1.0'`), "
+                                 "or choose another entry")
+    if needs.fp16 and device != "cuda":
+        notes.fail(ReproError(f"{rep.id}'s config sets fp16, so mmseg evaluates it with fp16 weights, which needs a "
+                              f"CUDA GPU; this job runs on {device}",
+                              fix="run it on a GPU machine (--device cuda, or --launcher slurm)"))
+    if needs.mmcv_ops and device == "cuda" and not _mmcv_cuda_ops():
+        notes.fail(ReproError(f"{rep.id} needs mmcv's CUDA kernel of {', '.join(needs.mmcv_ops)}, and this mmcv-full "
+                              f"was built with CPU ops only",
+                              fix="rebuild the engine with REPRO_MMCV_OPS=cuda, or evaluate on CPU (--device cpu)"))
+
+
+def _mmcv_cuda_ops() -> bool:
+    try:
+        from mmcv.ops import get_compiling_cuda_version
+    except ImportError:
+        return False
+    return get_compiling_cuda_version() not in ("not available", "", None)
+
+
 def check_batch(rep: Reproduction, world_size: int, samples_per_gpu: int, accumulate: int,
                 allow_mismatch: bool) -> dict:
     """world size × samples per GPU × accumulation against the published total batch."""

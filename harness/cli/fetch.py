@@ -63,11 +63,14 @@ Examples:
   repro download eva02_L_sz512                     # released seg weights, checked and locked
   repro download --all --pretrained --endpoint https://hf-mirror.com
   repro download eva02_B_sz512 --from-file ~/eva02_B_ade_seg_upernet_sz512.pth
+  repro download mmseg/segformer_mit-b0_512x512_160k_ade20k     # a model-zoo entry, from its URL
 
 \b
 Files go to the huggingface_hub cache under <REPRO_HOME>/weights/hf, pinned to the revision in each
 reproduction.toml; <REPRO_HOME>/weights/lock.json holds the sha256 of every verified file, and files that fail
 verification are moved to <REPRO_HOME>/weights/quarantine/. HF_HUB_OFFLINE=1 uses only what is on disk.
+A model-zoo entry's file comes from its URL into <REPRO_HOME>/weights/url (an interrupted transfer resumes), and
+must match the sha256 prefix its name carries; --endpoint then names a mirror host serving the same paths.
 """
 
 
@@ -77,7 +80,8 @@ verification are moved to <REPRO_HOME>/weights/quarantine/. HF_HUB_OFFLINE=1 use
               help="also the pretrained (MIM) weights a retrain starts from; with --from-file: the file is those")
 @click.option("--all", "all_", is_flag=True, help="every reproduction that lists weights")
 @click.option("--endpoint", default=None, metavar="URL",
-              help="Hugging Face endpoint or mirror  [default: $HF_ENDPOINT or https://huggingface.co]")
+              help="Hugging Face endpoint or mirror (for a zoo entry: a host serving the URL's path)  "
+                   "[default: $HF_ENDPOINT or https://huggingface.co]")
 @click.option("--from-file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="PATH",
               help="verify a file already on disk and register it (kept where it is) instead of downloading")
 def download_cmd(ids, pretrained, all_, endpoint, from_file) -> None:

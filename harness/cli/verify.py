@@ -50,8 +50,8 @@ Examples:
 """)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--reproduction", default=None, help="reproduction id  [default: inferred from the config named in the file]")
-@click.option("--protocol", type=click.Choice(["ss", "ms"]), default=None,
-              help="evaluation protocol  [default: inferred from the config; ss for a training log]")
+@click.option("--protocol", default=None, metavar="NAME",
+              help="one of the reproduction's protocols  [default: inferred from the config; ss for a training log]")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="run directory to create  [default: runs/<reproduction>/<protocol>/<UTC time>]")
 def import_cmd(path, reproduction, protocol, out_dir):

@@ -16,6 +16,10 @@ only after the hash check passed, in this command or in an earlier one that saw 
 size, mtime and inode of every verified file, so a 1.77 GB checkpoint is hashed once, not by every eval).
 `repro download ID --from-file PATH` checks a file already on disk the same way and registers it in the lock file,
 where `resolve()` finds it; that file is never moved, not even when it later fails its check.
+
+Weights at a plain URL (mmseg's model zoo) go through harness/fetch/http.py instead (resumable with HTTP Range,
+into <REPRO_HOME>/weights/url/); their file name ends in the first 8 hex digits of their sha256 (mmseg's
+publish_model), which the download must match before its full sha256 is written to the lock file.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from pathlib import Path
 from harness.errors import ReproError
 from harness.fetch.hashing import sha256 as file_sha256
 from harness.paths import weights_dir
-from harness.registry import Reproduction, WeightsFile
+from harness.registry import Reproduction, UrlWeights, WeightsFile
 
 WHICH = ("weights", "pretrained")
 LOCK = "lock.json"
@@ -42,11 +46,17 @@ def hf_cache() -> Path:
     return weights_dir() / "hf"
 
 
+def url_cache() -> Path:
+    return weights_dir() / "url"
+
+
 def quarantine_dir() -> Path:
     return weights_dir() / "quarantine"
 
 
-def key(wf: WeightsFile) -> str:
+def key(wf: WeightsFile | UrlWeights) -> str:
+    if isinstance(wf, UrlWeights):
+        return wf.url
     return f"{wf.repo}@{wf.revision}:{wf.filename}"
 
 
@@ -146,6 +156,10 @@ def _mismatch(wf: WeightsFile, path: Path, declared_sha: str | None = None, decl
     if approx and abs(size - approx) > APPROX_TOLERANCE * approx:
         return f"size {size} bytes, published about {wf.approx_size}", ""
     digest = file_sha256(path, progress=progress)
+    prefix = getattr(wf, "sha256_prefix", None)
+    if prefix and not digest.startswith(prefix.lower()):
+        return (f"sha256 {digest[:8]}… does not start with {prefix}, as its file name {wf.filename} says "
+                f"(mmseg's publish_model names a file after its sha256)"), digest
     want, source = expected(wf)
     if want is None and declared_sha:
         want, source = declared_sha, "declared by the server (Git LFS etag)"
@@ -200,12 +214,16 @@ def _reject(rep: Reproduction, which: str, wf: WeightsFile, path: Path, reason: 
 # ---------------------------------------------------------------------------------------------- locating
 
 def cached_path(wf: WeightsFile) -> Path | None:
-    """The file in the huggingface_hub cache or registered with --from-file, without any network access."""
-    from huggingface_hub import try_to_load_from_cache
+    """The file in the huggingface_hub or URL cache or registered with --from-file, without any network access."""
+    if isinstance(wf, UrlWeights):
+        if (url_cache() / wf.filename).is_file():
+            return url_cache() / wf.filename
+    else:
+        from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(wf.repo, wf.filename, cache_dir=str(hf_cache()), revision=wf.revision)
-    if isinstance(found, str) and os.path.exists(found):
-        return Path(found)
+        found = try_to_load_from_cache(wf.repo, wf.filename, cache_dir=str(hf_cache()), revision=wf.revision)
+        if isinstance(found, str) and os.path.exists(found):
+            return Path(found)
     entry = read_lock().get(key(wf), {})
     if entry.get("path") and os.path.isfile(entry["path"]):
         return Path(entry["path"])
@@ -258,7 +276,7 @@ def resolve_with_sha256(rep: Reproduction, which: str = "weights", progress: boo
     path = cached_path(wf)
     if path is None:
         raise ReproError(f"{which} of {rep.id} ({wf.filename}, {wf.approx_size or 'size unknown'}) are not in "
-                         f"{hf_cache()}" + (" (a bad copy was quarantined)" if _quarantined(wf) else ""),
+                         f"{url_cache() if isinstance(wf, UrlWeights) else hf_cache()}" + (" (a bad copy was quarantined)" if _quarantined(wf) else ""),
                          fix=f"run `{download_command(rep, which)}`, or `{download_command(rep, which)} "
                              f"--from-file PATH` for a copy already on disk")
     want, _ = expected(wf)
@@ -288,11 +306,8 @@ def sha256_of(rep: Reproduction, which: str = "weights") -> str | None:
 
 
 def _in_cache(path: Path) -> bool:
-    try:
-        path.absolute().relative_to(hf_cache())
-        return True
-    except ValueError:
-        return False
+    """A file the harness downloaded (so it may be quarantined), not the user's own."""
+    return any(path.absolute().is_relative_to(cache) for cache in (hf_cache(), url_cache()))
 
 
 # ---------------------------------------------------------------------------------------------- downloading
@@ -351,6 +366,8 @@ def download(rep: Reproduction, which: str = "weights", endpoint: str | None = N
     from huggingface_hub import hf_hub_download
 
     wf = weights_file(rep, which)
+    if isinstance(wf, UrlWeights):
+        return _download_url(rep, which, wf, endpoint, progress)
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None   # read now, not at import
     try:
         path = Path(hf_hub_download(wf.repo, wf.filename, revision=wf.revision, cache_dir=str(hf_cache()),
@@ -371,6 +388,38 @@ def download(rep: Reproduction, which: str = "weights", endpoint: str | None = N
     if reason:
         raise _reject(rep, which, wf, path, reason, path if path.is_symlink() else None)
     _record(wf, path, digest, f"huggingface_hub from {endpoint or 'default endpoint'}", local=False)
+    return path
+
+
+def mirrored(url: str, endpoint: str | None) -> str:
+    """`--endpoint` for a URL source: the same path on another host (a mirror, or a test's loopback server)."""
+    if not endpoint:
+        return url
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return endpoint.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _download_url(rep: Reproduction, which: str, wf: UrlWeights, endpoint: str | None, progress: bool) -> Path:
+    """Fetch a URL source (resuming a partial transfer), check the sha256 prefix its name carries, lock the rest."""
+    from harness.fetch.http import download_url
+
+    if not wf.sha256_prefix and not wf.sha256:
+        raise ReproError(f"{wf.url} names no sha256 prefix (`-<8 hex>.pth`) and none is published, so a download "
+                         f"of it cannot be checked", fix=f"verify a copy yourself and register it with "
+                                                         f"`{download_command(rep, which)} --from-file PATH`")
+    dest = url_cache() / wf.filename
+    want = expected(wf)[0]
+    if dest.is_file() and want is not None and _verified_before(wf, dest, want):
+        return dest
+    url = mirrored(wf.url, endpoint)
+    path = download_url(url, dest, progress=progress,
+                        fix=f"run `{download_command(rep, which)}` again: it resumes the partial file")
+    reason, digest = _mismatch(wf, path, progress=progress)
+    if reason:
+        raise _reject(rep, which, wf, path, reason, None)
+    _record(wf, path, digest, url, local=False)
     return path
 
 

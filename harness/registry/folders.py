@@ -1,72 +1,21 @@
-"""The reproductions: one folder each under reproductions/, described by its reproduction.toml.
+"""Our reproductions: one folder each under reproductions/, described by its reproduction.toml.
 
 A reproduction is data, not code: an id, the mmseg config of each evaluation protocol, the published
-training setup, and where its released and pretrained weights live. Adding one needs no harness code.
+training setup, where its released and pretrained weights live and the modules its configs import
+(`custom_imports`, default: ours). Adding one needs no harness code.
 """
 from __future__ import annotations
 
 import difflib
 import os
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
+from harness.registry.record import OUR_MODULES, Reproduction, Training, WeightsFile
 
 METADATA = "reproduction.toml"
-
-
-@dataclass(frozen=True)
-class WeightsFile:
-    """A file in a Hugging Face repo, pinned to a revision; sha256 where it is published."""
-    repo: str
-    revision: str
-    filename: str
-    approx_size: str = ""
-    sha256: str | None = None
-    size: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"https://huggingface.co/{self.repo}/resolve/{self.revision}/{self.filename}"
-
-
-@dataclass(frozen=True)
-class Training:
-    gpus: int
-    nnodes: int
-    samples_per_gpu: int
-    total_batch: int
-    max_iters: int
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class Reproduction:
-    id: str
-    folder: Path
-    title: str
-    model: str
-    dataset: str
-    protocols: dict[str, str]            # protocol -> config file name in the folder
-    training: Training
-    weights: WeightsFile | None = None
-    pretrained: WeightsFile | None = None
-    baseline: bool = False               # True: expected numbers are the harness's own, not published
-    paper: str = ""
-    code: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def config_path(self, protocol: str = "ss") -> Path:
-        if protocol not in self.protocols:
-            raise ReproError(f"reproduction '{self.id}' has no protocol '{protocol}'",
-                             fix=f"use one of: {', '.join(sorted(self.protocols))}")
-        return self.folder / self.protocols[protocol]
-
-    @property
-    def train_config_path(self) -> Path:
-        return self.folder / self.protocols["ss"]
 
 
 def reproductions_root() -> Path:
@@ -84,7 +33,7 @@ def load_reproduction(folder: Path) -> Reproduction:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ReproError(f"cannot read {path}: {exc}", fix="fix the TOML syntax of that file") from exc
     known = {"id", "title", "model", "dataset", "protocols", "training", "weights", "pretrained",
-             "baseline", "paper", "code"}
+             "baseline", "paper", "code", "custom_imports"}
     try:
         rep = Reproduction(
             id=data["id"], folder=folder, title=data["title"], model=data["model"], dataset=data["dataset"],
@@ -92,6 +41,7 @@ def load_reproduction(folder: Path) -> Reproduction:
             weights=_weights(data.get("weights")), pretrained=_weights(data.get("pretrained")),
             baseline=bool(data.get("baseline", False)), paper=data.get("paper", ""), code=data.get("code", ""),
             extra={k: v for k, v in data.items() if k not in known},
+            custom_imports=tuple(data.get("custom_imports", OUR_MODULES)),
         )
     except (KeyError, TypeError) as exc:
         raise ReproError(f"{path}: missing or unknown field {exc}", fix="compare it with another reproduction.toml") from exc
