@@ -222,11 +222,13 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     launch.validate()
     rep.config_path(protocol)
     notes = preflight.Notes(strict=not dry_run)
+    preflight.check_runnable(rep, protocol, "auto", launch.launcher, notes)
     ckpt = preflight.resolve_checkpoint(rep, Path(checkpoint) if checkpoint else None, notes)
     ckpt = provenance.checkpoint_provenance(ckpt, provenance.released_sha256(rep)) if ckpt else ckpt
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
-    fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), "checkpoint": ckpt,
-              "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
+    fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), **rep.settings(protocol),
+              "custom_imports": list(rep.custom_imports), "checkpoint": ckpt, "dataset": dataset,
+              "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
               "samples_per_gpu": 1, "seed": None}
     job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
                                      overwrite=overwrite)
@@ -281,6 +283,9 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
     rep = registry.get(reproduction)
+    if rep.training is None:     # a zoo entry: released weights only
+        raise ReproError(f"reproduction '{rep.id}' has no published training recipe to retrain",
+                         fix=f"evaluate its released weights with `repro eval {rep.id}`")
     resume_dir = resume_from = None
     if resume:
         resume_dir, resume_from, recorded = _resume_target(rep.id, work_dir, overwrite, dict(

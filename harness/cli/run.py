@@ -71,8 +71,8 @@ def _summary(record: dict) -> None:
 
 @cli.command("eval")
 @click.argument("reproduction")
-@click.option("--protocol", type=click.Choice(["ss", "ms"]), default="ss",
-              help="ss: single scale; ms: six scales + flip (where the reproduction has it)")
+@click.option("--protocol", default="ss", metavar="NAME",
+              help="one of the reproduction's protocols, e.g. ss: single scale; ms: six scales + flip")
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="checkpoint file, or a `repro train` run directory (its best checkpoint) "
                    "[default: the reproduction's released weights, verified]")

@@ -38,11 +38,24 @@ def build_config(job: dict, device: str | None = None):
     if job["kind"] == "eval":
         cfg.data.test.test_mode = True
         cfg.model.train_cfg = None
+        if job.get("test_aug"):
+            _set_test_aug(cfg.data.test.pipeline, job["test_aug"])
     else:
         _train_overrides(cfg, job, device)
     if job.get("cfg_options"):
         cfg.merge_from_dict(job["cfg_options"])
     return cfg
+
+
+def _set_test_aug(pipeline, test_aug: dict) -> None:
+    """A protocol's test-time augmentation (the zoo's ms: mmseg's --aug-test) on the MultiScaleFlipAug step."""
+    steps = [step for step in pipeline if step.get("type") == "MultiScaleFlipAug"]
+    if not steps:
+        from harness.errors import ReproError
+        raise ReproError("the config's test pipeline has no MultiScaleFlipAug step to set the protocol's "
+                         "img_ratios/flip on", fix="use the ss protocol, or a config with mmseg's usual test pipeline")
+    for step in steps:
+        step.update(test_aug)
 
 
 def _train_overrides(cfg, job: dict, device: str) -> None:

@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from harness.engine import shims
         applied = shims.apply_all()
-        import harness.engine.modules  # noqa: F401  (registers EVA2, the layer-decay constructor, ...)
+        import importlib
+        # the reproduction's custom_imports: ours register EVA2, the layer-decay constructor, ... (a zoo entry: none)
+        for module in job.get("custom_imports", ["harness.engine.modules"]):
+            importlib.import_module(module)
         from harness.engine.config import build_config
         from harness.engine.distributed import init_distributed
         from harness.engine.evaluate import run_eval
