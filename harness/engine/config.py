@@ -1,5 +1,27 @@
-"""The mmcv Config a job runs: the reproduction's config with the job's data root, overrides and recipe changes."""
+"""The mmcv Config a job runs: the reproduction's config with the job's data root, overrides and recipe changes.
+
+The device is the target's (job["device"], decided by harness.runs for the machines that will run the job), never
+the one of the process that builds the config: a dry run on a Slurm login node shows what the GPU nodes run.
+"""
 from __future__ import annotations
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def target_device(requested: str, launcher: str, cuda_here: bool | None = None) -> str:
+    """cpu or cuda for a job: `auto` means the GPUs of the machines that run it. Slurm jobs run on the GPU nodes
+    (`cuda`); none/torchrun run here, so `auto` follows this machine's torch.cuda.is_available()."""
+    if requested not in DEVICES:
+        from harness.errors import ReproError
+        raise ReproError(f"unknown device '{requested}'", fix=f"use one of: {', '.join(DEVICES)}")
+    if requested != "auto":
+        return requested
+    if launcher == "slurm":
+        return "cuda"
+    if cuda_here is None:
+        import torch
+        cuda_here = torch.cuda.is_available()
+    return "cuda" if cuda_here else "cpu"
 
 
 def _set_data_root(node, root: str) -> None:
@@ -26,9 +48,7 @@ def build_config(job: dict, device: str | None = None):
     """
     from mmcv import Config
 
-    if device is None:
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or job.get("device") or target_device("auto", (job.get("launch") or {}).get("launcher", "none"))
     cfg = Config.fromfile(job["config"])
     for split in ("train", "val", "test"):
         _set_data_root(cfg.data.get(split), job["data_root"])
@@ -42,9 +62,21 @@ def build_config(job: dict, device: str | None = None):
             _set_test_aug(cfg.data.test.pipeline, job["test_aug"])
     else:
         _train_overrides(cfg, job, device)
+    _device_choices(cfg, device)
     if job.get("cfg_options"):
         cfg.merge_from_dict(job["cfg_options"])
     return cfg
+
+
+def _device_choices(cfg, device: str) -> None:
+    """What the device decides, written into the config so the dumped and dry-run configs show it: the process
+    group backend (NCCL on GPUs, gloo on CPUs) and, for AmpOptimizerHook, mmcv's torch-AMP Fp16OptimizerHook on
+    CUDA (dynamic loss scale, as the authors' apex O1) or the fp32 hook elsewhere."""
+    cfg.dist_params = dict(cfg.get("dist_params") or {}, backend="nccl" if device == "cuda" else "gloo")
+    hook = cfg.get("optimizer_config") or {}
+    if hook.get("type") == "AmpOptimizerHook" and device == "cuda":
+        cfg.optimizer_config = {"type": "Fp16OptimizerHook", "loss_scale": hook.get("loss_scale", "dynamic"),
+                                "grad_clip": hook.get("grad_clip"), "distributed": False}
 
 
 def _set_test_aug(pipeline, test_aug: dict) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 
 
-def init_distributed(launcher: str) -> dict:
-    """Rank, world size and device from torchrun's (RANK/WORLD_SIZE/LOCAL_RANK) or Slurm's (SLURM_*) variables."""
+def init_distributed(launcher: str, device: str | None = None) -> dict:
+    """Rank, world size and device from torchrun's (RANK/WORLD_SIZE/LOCAL_RANK) or Slurm's (SLURM_*) variables.
+
+    `device` is the job's (cpu or cuda, decided for the target by harness.runs); None means this process's torch
+    decides. A job for cuda on a process without a GPU fails here in one line instead of training on the CPU.
+    """
     import torch
     import torch.distributed as dist
 
@@ -19,7 +23,11 @@ def init_distributed(launcher: str) -> dict:
     rank = int(env.get("RANK", 0))
     world = int(env.get("WORLD_SIZE", 1))
     local_rank = int(env.get("LOCAL_RANK", 0))
-    cuda = torch.cuda.is_available()
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("the job asks for --device cuda but this process sees no CUDA device "
+                           f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')!r}); "
+                           "run it on a GPU node or pass --device cpu")
+    cuda = torch.cuda.is_available() if device is None else device == "cuda"
     if cuda:
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
     distributed = world > 1 or launcher in ("torchrun", "slurm")
@@ -42,7 +50,9 @@ def wrap_model(model, info: dict, find_unused: bool = False):
                                          find_unused_parameters=find_unused)
     if info["device"] == "cuda":
         return MMDataParallel(model.cuda(), device_ids=[0])
-    return MMDataParallel(model)
+    wrapped = MMDataParallel(model)
+    wrapped.device_ids = []   # --device cpu on a GPU host: DataParallel picked every GPU; mmcv's CPU path needs none
+    return wrapped
 
 
 def sync_bn_to_bn(model, info: dict):

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness.engine.distributed import init_distributed
         from harness.engine.evaluate import run_eval
         from harness.engine.train import run_train
-        info = init_distributed(job["launch"]["launcher"])
+        info = init_distributed(job["launch"]["launcher"], job.get("device"))
         rank = info["rank"]
         cfg = build_config(job, info["device"])
         logger = _logger(run_dir, job["kind"], rank)

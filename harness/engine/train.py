@@ -28,6 +28,27 @@ def find_resume_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+AMP_HOOKS = ("Fp16OptimizerHook", "GradientCumulativeFp16OptimizerHook")
+
+
+def trains_with_amp(cfg, device: str) -> bool:
+    hook = (cfg.get("optimizer_config") or {}).get("type")
+    return hook in AMP_HOOKS or (hook == "AmpOptimizerHook" and device == "cuda")
+
+
+def match_eval_fp16(model, cfg) -> bool:
+    """Set `fp16_enabled` as `repro eval` of the checkpoint has it; return it (True: mmcv's fp16 autocast).
+
+    mmcv's AMP hooks set `fp16_enabled` on every auto_fp16 module for training; left on, the final evaluation would
+    run under fp16 autocast while `repro eval` (which wraps the model only when the config has `fp16`) runs fp32.
+    """
+    wanted = cfg.get("fp16") is not None
+    for module in model.modules():
+        if hasattr(module, "fp16_enabled"):
+            module.fp16_enabled = wanted
+    return wanted
+
+
 def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     import mmcv
     import torch
@@ -96,8 +117,12 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     runner.run([loader], cfg.workflow)
     train_seconds = time.perf_counter() - start
 
-    # the final evaluation (protocol ss) with the final weights: result.json's metrics
-    out = final_evaluation(model, cfg, info, run_dir, job, logger)
+    # the final evaluation (protocol ss) with the final weights, in the precision `repro eval` would use:
+    # result.json's metrics
+    fp16 = match_eval_fp16(model, cfg)
+    logger.info(f"final evaluation with fp16 autocast {'on' if fp16 else 'off'}, as `repro eval` of the checkpoint")
+    out = final_evaluation(model, cfg, info, run_dir, job, logger)   # the job's eval precision (default fp32)
+    precision = "fp16" if fp16 else out.get("precision", "fp32")
     if info["rank"] != 0:
         return {}
     checkpoints = sorted((p.name for p in run_dir.glob("iter_*.pth")), key=lambda n: int(n[5:-4]))
@@ -106,17 +131,18 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     final = f"iter_{runner.iter}.pth"
     samples = (runner.iter - start_iter) * cfg.data.samples_per_gpu * info["world_size"]
     artifacts = {"eval_json": out["eval_json"], "log_json": "train.log.json", "checkpoints": checkpoints,
-                 "best_checkpoint": best, "final_checkpoint": final if (run_dir / final).exists() else None}
+                 "best_checkpoint": best, "final_checkpoint": final if (run_dir / final).exists() else None,
+                 **out.get("pictures", {})}
     from harness.preflight import file_sha256
     final_path = run_dir / final
     return {"metrics": out["metrics"], "per_class": out["per_class"], "artifacts": artifacts,
             "checkpoint": {"path": str(final_path), "sha256": file_sha256(final_path) if final_path.exists() else None,
                            "source": f"train run {run_dir} (final iteration {runner.iter})"},
-            "seed": seed,
+            "seed": seed, "precision": precision,
             "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"],
                        "train_s": train_seconds, "train_images_per_s": samples / train_seconds if train_seconds else None},
             "training": {"iterations": runner.iter, "optimizer_steps": runner.iter // int(job.get("accumulate") or 1),
                          "resumed_from": resumed_from, "sync_bn_to_bn": reverted, "device": info["device"],
-                         "amp": info["device"] == "cuda", "best_score": (runner.meta or {}).get("hook_msgs", {})
+                         "amp": trains_with_amp(cfg, info["device"]), "best_score": (runner.meta or {}).get("hook_msgs", {})
                          .get("best_score")},
             "_torch": torch.__version__, "_mmcv": mmcv.__version__}
