@@ -98,6 +98,7 @@ def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
         argv += ["--deterministic"] * bool(job.get("deterministic"))
         argv += ["--allow-batch-mismatch"] * bool((job.get("batch") or {}).get("allow_batch_mismatch"))
     argv += ["--data-root", str(job["data_root"]), *launch.cli_flags()]
+    argv += ["--device", job["device"]] if job.get("device") else []
     argv += [f"--cfg-options={key}={value!r}" for key, value in (job.get("cfg_options") or {}).items()]
     return shlex.join(argv)
 
@@ -113,6 +114,7 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
 
     job = dict(job_fields, kind=kind, protocol=protocol)
     job["launch"] = launch.record()
+    job["device"] = _target_device(job.pop("device", None) or "auto", launch, notes)
     claim = None
     if resume_dir is not None:
         run_dir = resume_dir
@@ -169,6 +171,19 @@ def _claim_work_dir(work_dir, overwrite: bool, job: dict, notes: preflight.Notes
     return claim
 
 
+def _target_device(requested: str, launch, notes: preflight.Notes) -> str:
+    """cpu or cuda for the machines that run the job (Slurm: the GPU nodes); cuda asked for here without a GPU is
+    an error (a note in a dry run)."""
+    from harness.engine.config import target_device
+    device = target_device(requested, launch.launcher)
+    if device == "cuda" and launch.launcher != "slurm":
+        import torch
+        if not torch.cuda.is_available():
+            notes.fail(ReproError("--device cuda, but torch sees no CUDA device on this machine",
+                                  fix="run on a GPU machine, submit with --launcher slurm, or pass --device cpu"))
+    return device
+
+
 def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: preflight.Notes, echo) -> dict:
     echo(f"# dry run: {job['kind']} {job['reproduction']} ({job['protocol']}), nothing is started")
     echo(f"# run directory: {job['run_dir']}")
@@ -214,7 +229,8 @@ def _result_or_raise(record: dict) -> dict:
 def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | None = None,
              data_root: Path | str | None = None, work_dir: Path | str | None = None,
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-             cfg_options: dict | list | None = None, echo=None, overwrite: bool = False) -> dict:
+             cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
+             device: str = "auto") -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring)."""
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
@@ -229,7 +245,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), **rep.settings(protocol),
               "custom_imports": list(rep.custom_imports), "checkpoint": ckpt, "dataset": dataset,
               "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
-              "samples_per_gpu": 1, "seed": None}
+              "samples_per_gpu": 1, "seed": None, "device": device}
     job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
                                      overwrite=overwrite)
     if dry_run:
@@ -275,7 +291,8 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
           checkpoint_interval: int | None = None, eval_interval: int | None = None, deterministic: bool = False,
           data_root: Path | str | None = None, work_dir: Path | str | None = None,
           launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-          cfg_options: dict | list | None = None, echo=None, overwrite: bool = False) -> dict:
+          cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
+          device: str = "auto") -> dict:
     """Train with the reproduction's recipe, then evaluate (ss); return the result record.
 
     `resume` continues an unfinished run (--work-dir, else the newest) with its own recorded settings; the
@@ -303,7 +320,12 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
         raise ReproError("--accumulate must be at least 1")
     notes = preflight.Notes(strict=not dry_run)
     spg = samples_per_gpu or rep.training.samples_per_gpu
-    batch = preflight.check_batch(rep, launch.world_size, spg, accumulate, allow_batch_mismatch)
+    try:   # a dry run still prints the target's config, with the mismatch as a note
+        batch = preflight.check_batch(rep, launch.world_size, spg, accumulate, allow_batch_mismatch)
+    except ReproError as exc:
+        notes.fail(exc)
+        batch = {"published_total_batch": rep.training.total_batch, "total_batch": launch.world_size * spg * accumulate,
+                 "allow_batch_mismatch": allow_batch_mismatch, "warning": exc.one_line().removeprefix("error: ")}
     pt = preflight.resolve_pretrained(rep, Path(pretrained) if pretrained else None, notes)
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
     fields = {"reproduction": rep.id, "config": str(rep.train_config_path), "checkpoint": None, "pretrained": pt,
@@ -311,7 +333,8 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
               "samples_per_gpu": spg, "workers_per_gpu": workers_per_gpu,
               "seed": rep.training.seed if seed is None else seed, "deterministic": deterministic,
               "max_iters": max_iters or rep.training.max_iters, "accumulate": accumulate, "batch": batch,
-              "resume": bool(resume), "checkpoint_interval": checkpoint_interval, "eval_interval": eval_interval}
+              "resume": bool(resume), "checkpoint_interval": checkpoint_interval, "eval_interval": eval_interval,
+              "device": device}
     if resume_dir is not None:
         previous = _read_json(resume_dir / launch_mod.JOB_FILE) or {}
         fields["first_started"] = previous.get("first_started", previous.get("started"))
@@ -411,7 +434,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "artifacts": {**engine.get("artifacts", {}), "console": launch_mod.CONSOLE_LOG, "job": launch_mod.JOB_FILE},
         "config": job.get("config"),
     }
-    for key in ("batch", "pretrained", "training", "notes"):
+    for key in ("batch", "pretrained", "training", "notes", "device", "precision"):
         if job.get(key) is not None or engine.get(key) is not None:
             record[key] = engine.get(key, job.get(key))
     if job.get("kind") == "train":

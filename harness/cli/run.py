@@ -14,6 +14,9 @@ def launch_options(func):
         click.option("--launcher", type=click.Choice(["none", "torchrun", "slurm"]), default="none",
                      help="none: one process; torchrun: --gpus processes per node; slurm: sbatch + srun"),
         click.option("--gpus", type=int, default=1, help="processes per node (GPUs; on a CPU machine, CPU processes)"),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     help="where the job runs: auto = the GPUs of the machines that run it (Slurm: cuda; "
+                          "none/torchrun: this machine's, if any)"),
         click.option("--nnodes", type=int, default=1, help="number of nodes"),
         click.option("--node-rank", type=int, default=0, help="this node's rank (torchrun, several nodes)"),
         click.option("--master-addr", default=None, help="address of node 0 (torchrun, several nodes)"),
@@ -77,7 +80,8 @@ def _summary(record: dict) -> None:
               help="checkpoint file, or a `repro train` run directory (its best checkpoint) "
                    "[default: the reproduction's released weights, verified]")
 @launch_options
-def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, overwrite, cfg_options, dry_run):
+def eval_cmd(reproduction, protocol, checkpoint, launch, device, data_root, work_dir, overwrite, cfg_options,
+             dry_run):
     """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
 
     \b
@@ -90,7 +94,7 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, ov
     from harness.runs import evaluate
     _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
                       work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo,
-                      overwrite=overwrite))
+                      overwrite=overwrite, device=device))
 
 
 @cli.command("train")
@@ -111,7 +115,7 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, data_root, work_dir, ov
 @click.option("--eval-interval", type=int, default=None, help="evaluate every N steps [default: config, 1000]")
 @launch_options
 def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, accumulate, allow_batch_mismatch,
-              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, data_root, work_dir,
+              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, device, data_root, work_dir,
               overwrite, cfg_options, dry_run):
     """Train with the reproduction's published recipe, then evaluate (ss); writes a run directory + result.json.
 
@@ -128,4 +132,5 @@ def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, 
                    accumulate=accumulate, allow_batch_mismatch=allow_batch_mismatch, samples_per_gpu=samples_per_gpu,
                    workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval,
                    eval_interval=eval_interval, deterministic=deterministic, data_root=data_root, work_dir=work_dir,
-                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo, overwrite=overwrite))
+                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo, overwrite=overwrite,
+                   device=device))
