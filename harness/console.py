@@ -1,8 +1,9 @@
 """What a person sees while repro works: step headers, one progress bar per long phase, a few result lines.
 
 On a terminal the bars are tqdm's, redrawn in place. When stdout is not a terminal (a pipe, a CI log, a Slurm
-output file) a bar prints a plain line instead, at most every REPRO_PROGRESS_INTERVAL seconds (default 30), and
-one when it ends, so a log holds a handful of lines per phase and nothing glued together with carriage returns.
+output file) a bar prints a plain line instead: when it has advanced another tenth and REPRO_PROGRESS_INTERVAL
+seconds (default 30) have passed since its last line, at least every ten intervals, and when it ends. So a log holds
+about a dozen lines per phase however slow the machine, and nothing glued together with carriage returns.
 
 The engine processes write everything (mmseg's text log, per-class tables, warnings, tracebacks) to the run
 directory's console.log, besides mmseg's own train.log / eval.log / *.log.json. `EngineOutput` reads the same
@@ -51,8 +52,9 @@ def interval_s() -> float:
 
 
 class PlainBar:
-    """A progress bar for output that is not a terminal: whole lines in tqdm's words (tqdm.format_meter), one at
-    most every `interval` seconds and one at the end (unless leave=False: a sub-phase that only reports if slow)."""
+    """A progress bar for output that is not a terminal: whole lines in tqdm's words (tqdm.format_meter), one per
+    tenth of the way (at most one per `interval` seconds), one after ten quiet intervals, and one at the end
+    (unless leave=False: a sub-phase that only reports if slow)."""
 
     def __init__(self, total: float | None, desc: str, unit: str = "it", unit_scale: bool = False,
                  initial: float = 0, leave: bool = True, file=None, interval: float | None = None,
@@ -64,7 +66,11 @@ class PlainBar:
         self.unit_divisor = unit_divisor
         self.postfix = ""
         self.start = self.last_line = time.monotonic()
+        self.last_tenth = self._tenth()
         self.closed = False
+
+    def _tenth(self) -> int:
+        return int(10 * self.n / self.total) if self.total else 0
 
     def __enter__(self) -> PlainBar:
         return self
@@ -83,11 +89,15 @@ class PlainBar:
     def _line(self) -> None:
         self.file.write(f"  {self.text()}\n")
         self.file.flush()
-        self.last_line = time.monotonic()
+        self.last_line, self.last_tenth = time.monotonic(), self._tenth()
 
     def update(self, n: float = 1) -> None:
         self.n += n
-        if time.monotonic() - self.last_line >= self.interval and not (self.total and self.n >= self.total):
+        if self.total and self.n >= self.total:
+            return                                       # the end has its own line (close)
+        quiet = time.monotonic() - self.last_line
+        if (quiet >= self.interval and (self._tenth() > self.last_tenth or not self.total)) \
+                or quiet >= 10 * self.interval:
             self._line()
 
     def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:

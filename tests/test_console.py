@@ -88,3 +88,27 @@ def test_supervise_verbose_streams_the_output(tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("REPRO_VERBOSE", "1")
     assert supervise([sys.executable, "-c", "print('a table row')"], tmp_path / "console.log") == 0
     assert capfd.readouterr().out == "a table row\n"
+
+
+def test_plain_lines_stay_about_a_dozen_however_slow_the_machine(monkeypatch):
+    """A line per tenth of the way (30 s apart at least), one after 300 quiet seconds, one at the end."""
+    import harness.console as console
+    clock = [0.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
+    # the demo's 800 iterations: 8 s, 13 min, 40 min (a loaded 2-core machine), 13 h
+    for seconds_per_iter, most in ((0.01, 1), (1.0, 10), (3.0, 14), (60.0, 10 + 800 * 60 // 300)):
+        printed = io.StringIO()
+        bar = PlainBar(800, "train", unit="iters", file=printed, interval=30)
+        for _ in range(800):
+            clock[0] += seconds_per_iter
+            bar.update()
+        bar.close()
+        lines = printed.getvalue().splitlines()
+        assert 1 <= len(lines) <= most, (seconds_per_iter, lines)
+        assert lines[-1].lstrip().startswith("train: 800/800 iters (100%)")
+    printed = io.StringIO()
+    bar = PlainBar(None, "downloading", unit="B", file=printed, interval=30)   # no total: every 30 s
+    for _ in range(10):
+        clock[0] += 10
+        bar.update(1 << 20)
+    assert len(printed.getvalue().splitlines()) == 3
