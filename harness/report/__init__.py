@@ -227,6 +227,10 @@ def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dic
         for name, page in zip(columns, pages):
             row[name] = (page.record.get("metrics") or {}).get(metric)
         rows.append(row)
+    for label, key in (("images/s (eval)", "images_per_s"), ("peak memory (MiB)", "peak_memory_mib")):
+        row = {"metric": label, **{name: (page.record.get("timing") or {}).get(key) for name, page in zip(columns, pages)}}
+        if any(isinstance(row[name], (int, float)) for name in columns):
+            rows.append(row)
     summary = pd.DataFrame(rows)
     verifiable = [p.path for p in pages if p.verdict is not None]
     group_lines, group_error = [], None

@@ -62,6 +62,7 @@ def train_run(eva02, tmp_path) -> Path:
                    "accumulate": 1, "total_batch": 32, "command": "repro train eva02_B_sz512 --gpus 4 --seed 0"},
         "environment": {"python": "3.11.7", "torch": "2.1.2", "mmcv": "1.7.2", "mmseg": "0.29.1"},
         "artifacts": {"log": "work/run.log", "log_json": "work/run.log.json"},
+        "timing": {"images_per_s": None, "peak_memory_mib": 15035},        # the log's `memory: 15035` (MiB)
     })
     return run_dir
 
@@ -104,6 +105,9 @@ def test_run_pages_index_and_compare_are_self_contained(lowered_run, train_run, 
     assert all(f'href="{name}"' in index for name in pages if name != "index.html")
     compare = (out / "compare.html").read_text()
     assert 'id="compare-chart"' in compare and compare.count("<th class=\"n\">eva02_") >= 3
+    # B-512 beside L-512: speed and memory where a record has them, "—" where it does not
+    memory = compare[compare.index("<td>peak memory (MiB)</td>"):].split("</tr>")[0]
+    assert memory.count('<td class="n">—</td>') == 2 and '<td class="n">15035.00</td>' in memory
 
 
 def test_curves_come_from_the_log_artifacts_with_the_text_logs_lr(train_run):
