@@ -369,6 +369,10 @@ def download(rep: Reproduction, which: str = "weights", endpoint: str | None = N
     if isinstance(wf, UrlWeights):
         return _download_url(rep, which, wf, endpoint, progress)
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None   # read now, not at import
+    from harness import console
+    if not progress or not console.is_terminal():   # its bar redraws with \r: a log would get one glued line
+        from huggingface_hub.utils import disable_progress_bars
+        disable_progress_bars()
     try:
         path = Path(hf_hub_download(wf.repo, wf.filename, revision=wf.revision, cache_dir=str(hf_cache()),
                                     endpoint=endpoint))
