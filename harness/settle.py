@@ -58,12 +58,12 @@ def describe(job_id: str, info: dict) -> str:
     """Why the run has no record, in Slurm's words: `Slurm job 12 ended TIMEOUT (TimeLimit) ...`."""
     if not info:
         return f"Slurm job {job_id} is no longer known to Slurm and ended before the run was finalized"
-    state = info.get("JobState", "UNKNOWN")
     reason = info.get("Reason")
-    text = f"Slurm job {job_id} ended {state}" + (f" ({reason})" if reason and reason != "None" else "")
+    why = f" ({reason})" if reason and reason != "None" else ""
+    text = f"Slurm job {job_id} ended {info.get('JobState', 'UNKNOWN')}"
     if not info.get("BatchHost") and info.get("NodeList") in (None, "", "(null)"):
-        return text + " while pending; it never started"
-    return text + " before the run was finalized"
+        return f"{text} while pending{why}; it never started"     # the reason is why it was still pending
+    return f"{text}{why} before the run was finalized"
 
 
 def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
