@@ -204,7 +204,9 @@ def reproduce(session: nox.Session, reproduction: str) -> None:
     """GPU CI job: download → dataset check → eval → verify → report for one reproduction."""
     py = str(install_engine(session))
     repro = [py, "-m", "harness"]
-    protocols = ["ss", "ms"] if reproduction == "eva02_L_sz512" else ["ss"]
+    protocols = session.run(py, "-c", "import sys; from harness import registry; "
+                            "print(*registry.get(sys.argv[1]).protocols)", reproduction,
+                            silent=True, external=True).split()       # the reproduction's own protocols
     session.run(*repro, "download", reproduction, external=True)
     session.run(*repro, "prepare", "ade20k", "--verify", external=True)
     for protocol in protocols:
