@@ -14,6 +14,8 @@ those processes start, where, and with which rendezvous; it supervises them and 
   value written into the script is checked for newlines and control characters and shell-quoted (sbatch's own
   `#SBATCH` parser honours the same quotes). The job id is kept in `job.slurm.json` as soon as sbatch prints it, so a
   job that ends without its last step (time limit, node failure) can be settled later (harness/settle.py).
+  A batch (harness/batch) submits several prepared runs as one job array built by the same script builder: each
+  array task picks its run directory by $SLURM_ARRAY_TASK_ID.
 
 With several nodes each node's settings are its own file (`job.json` on node 0, `job.node<N>.json` on node N), so
 nodes sharing one run directory never read each other's `node_rank`; only node 0 writes `result.json`.
@@ -148,20 +150,27 @@ def _split_arg(flag: str, value: str) -> list[str]:
         raise ReproError(f"{flag} {value!r} has an unbalanced quote", fix=f"quote the whole {flag} value once") from exc
 
 
-def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> str:
+def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str,
+                  array_runs: list[Path] | None = None) -> str:
     """An sbatch script: one srun task per GPU, rank/world from SLURM_* in each task, then the run record.
 
     The `#SBATCH` lines come first, then one `srun` line; every value is checked (check_script_value) and quoted.
+    `array_runs`: a job array (harness/batch), one array task per run directory, each task picking its own
+    `<run>/job.json` by $SLURM_ARRAY_TASK_ID; `run_dir` is then the batch's folder, where the script lives.
     """
     opts.validate()
     q = shlex.quote
     cwd = os.getcwd()
     for flag, value in (("the job name", job_name), ("the run directory", str(run_dir)),
-                        ("the working directory", cwd), ("the Python path", sys.executable)):
+                        ("the working directory", cwd), ("the Python path", sys.executable),
+                        *(("an array task's run directory", str(d)) for d in array_runs or [])):
         check_script_value(flag, value)
+    output = "slurm-%A_%a.out" if array_runs else "slurm-%j.out"
     lines = ["#!/bin/bash", f"#SBATCH --job-name={q(job_name)}", f"#SBATCH --nodes={opts.nnodes}",
              f"#SBATCH --ntasks-per-node={opts.gpus}", f"#SBATCH --gpus-per-node={opts.gpus}",
-             f"#SBATCH --cpus-per-task={opts.cpus_per_task}", f"#SBATCH --output={q(str(run_dir / 'slurm-%j.out'))}"]
+             f"#SBATCH --cpus-per-task={opts.cpus_per_task}", f"#SBATCH --output={q(str(run_dir / output))}"]
+    if array_runs:
+        lines.append(f"#SBATCH --array=0-{len(array_runs) - 1}")
     for name in ("partition", "account", "time"):
         if getattr(opts, name):
             lines.append(f"#SBATCH --{name}={q(getattr(opts, name))}")
@@ -169,18 +178,33 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
     port = opts.master_port or DEFAULT_MASTER_PORT
     srun = ["srun", "--kill-on-bad-exit=1", *opts.srun_args, sys.executable, "-u", *entry_args(job_path)]
     finalize = [sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(run_dir)]
+    select: list[str] = []
+    if array_runs:   # the task's own run: its job file, its output beside it (where finalize reads slurm-*.out)
+        srun[-1], finalize[-1] = '"$run_dir"/' + JOB_FILE, '"$run_dir"'
+        select = ["runs=(" + " ".join(q(str(d)) for d in array_runs) + ")",
+                  'run_dir="${runs[$SLURM_ARRAY_TASK_ID]}"',
+                  'exec >>"$run_dir/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.out" 2>&1']
     lines += [
         "",
         f"cd {q(cwd)}",
+        *select,
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
-        f"export MASTER_PORT={port}",
-        shlex.join(srun),
+        # array tasks may share a node: each its own rendezvous port
+        f"export MASTER_PORT=$(({port} + SLURM_ARRAY_TASK_ID))" if array_runs else f"export MASTER_PORT={port}",
+        _join_with_expansion(srun, bool(array_runs)),
         "rc=$?",
-        shlex.join(finalize) + ' --rc "$rc"',
+        _join_with_expansion(finalize, bool(array_runs)) + ' --rc "$rc"',
         'exit "$rc"',
         "",
     ]
     return "\n".join(lines)
+
+
+def _join_with_expansion(argv: list[str], last_expands: bool) -> str:
+    """shlex.join, except a last word that is a quoted shell expansion of our own ("$run_dir"/job.json)."""
+    if not last_expands:
+        return shlex.join(argv)
+    return f"{shlex.join(argv[:-1])} {argv[-1]}"
 
 
 @dataclass
@@ -204,6 +228,17 @@ def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> P
     script_path = run_dir / SBATCH_FILE
     sbatch = ["sbatch", "--parsable"] + (["--wait"] if opts.slurm_wait else []) + [str(script_path)]
     return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name), script_path=script_path)
+
+
+def array_plan(opts: LaunchOptions, run_dirs: list[Path], batch_dir: Path, job_name: str) -> Plan:
+    """One Slurm job array for several prepared runs (each holds its job.json): <batch_dir>/job.sbatch."""
+    if opts.launcher != "slurm":
+        raise ReproError(f"a job array is a Slurm submission, not --launcher {opts.launcher}",
+                         fix="add `--launcher slurm`")
+    script_path = batch_dir / SBATCH_FILE
+    sbatch = ["sbatch", "--parsable"] + (["--wait"] if opts.slurm_wait else []) + [str(script_path)]
+    script = sbatch_script(opts, Path(JOB_FILE), batch_dir, job_name, array_runs=list(run_dirs))
+    return Plan(sbatch, script=script, script_path=script_path)
 
 
 def _die_with_parent() -> None:

@@ -230,7 +230,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
              data_root: Path | str | None = None, work_dir: Path | str | None = None,
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
              cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
-             device: str = "auto") -> dict:
+             device: str = "auto", prepare_only: bool = False) -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring)."""
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
@@ -250,6 +250,8 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
                                      overwrite=overwrite)
     if dry_run:
         return _print_dry_run(job, p, text, notes, say)
+    if prepare_only:     # a batch starts it with others, as one Slurm job array (harness/batch)
+        return {"status": "prepared", "job": job, "_run_dir": str(run_dir)}
     _say_moved_aside(job, say)
     return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
 

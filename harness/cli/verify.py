@@ -32,11 +32,20 @@ Examples:
 def verify_cmd(runs, tier, junitxml, expected_root, regen, verbose):
     """Check run records against the expected tables, one pytest test per run × metric and run × class.
 
-    RUNS are run directories or result.json files. Exit 0 when every check passes, 1 when one fails,
-    2 on bad input (unreadable record, no metrics, NaN metrics, unknown reproduction or class names,
+    RUNS are run directories, result.json files or batch folders (`repro batch`: every run it lists, those that
+    failed or never finished as FAIL lines and failing JUnit cases). Exit 0 when every check passes, 1 when one
+    fails, 2 on bad input (unreadable record, no metrics, NaN metrics, unknown reproduction or class names,
     a malformed tolerance file).
     """
+    from harness.batch import is_batch
     from harness.verify.plugin import run_verify
+
+    if any(is_batch(run) for run in runs):
+        from harness.batch.judge import verify_batch
+        if regen:
+            raise click.UsageError("--regen takes run directories, not a batch")
+        sys.exit(verify_batch(list(runs), tier=None if tier == "auto" else tier, junitxml=junitxml,
+                              expected_root=expected_root, verbose=verbose, say=click.echo))
 
     sys.exit(run_verify(list(runs), tier=None if tier == "auto" else tier, junitxml=junitxml,
                         expected_root=expected_root, regen=regen, verbose=verbose))
@@ -71,6 +80,7 @@ Examples:
   repro report runs/eva02_L_sz512/ss/20260101T120000Z
   repro report runs/eva02_B_sz512/train/* -o reports/seeds --compare
   repro report runs/eva02_L_sz512/ss/A runs/eva02_L_sz512/ms/B --compare    # ss vs ms side by side
+  repro report --compare runs/batches/20260101T120000Z                      # every run of a `repro batch`
 """)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
@@ -80,9 +90,17 @@ Examples:
 @click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="the expected tables and tolerances  [default: expected/ of the repository]")
 def report_cmd(runs, out_dir, compare, tier, expected_root):
-    """Write one self-contained HTML report per run and an index.html (no network needed to view)."""
+    """Write one self-contained HTML report per run and an index.html (no network needed to view).
+
+    RUNS are run directories, result.json files or batch folders (`repro batch`: every run it lists; one that
+    failed or never finished gets a page saying so)."""
+    from harness.batch import is_batch
     from harness.report import write_reports
 
-    index = write_reports(list(runs), out_dir, compare=compare, tier=None if tier == "auto" else tier,
+    items = list(runs)
+    if any(is_batch(run) for run in runs):
+        from harness.batch.judge import report_items
+        items = report_items(items)
+    index = write_reports(items, out_dir, compare=compare, tier=None if tier == "auto" else tier,
                           expected_root=expected_root)
     click.echo(f"wrote {index}")

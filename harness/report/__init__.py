@@ -171,16 +171,23 @@ def _summary_rows(page: RunPage, expected) -> list[dict]:
 
 
 def build_pages(paths, tier: str | None = None, expected_root: Path | None = None) -> list[RunPage]:
-    """Read every run, verify what can be verified (a run that cannot is shown with the reason), join the tables."""
+    """Read every run, verify what can be verified (a run that cannot is shown with the reason), join the tables.
+    An item may be (result.json path, stand-in record) for a run that has no record (harness/batch/judge.py)."""
     expected = load_expected(expected_root)
     pages, taken = [], set()
     for item in paths:
+        stand_in = None
+        if isinstance(item, tuple):   # (result.json path, stand-in record): a batch's run without a record
+            item, stand_in = item
         path = _result_path(item)
-        settle(path.parent)    # a Slurm job that ended without its record gets it now
-        record = read_result(path)
+        if stand_in is None:
+            settle(path.parent)    # a Slurm job that ended without its record gets it now
+        record = stand_in or read_result(path)
         page = RunPage(path, record)
         page.file = _page_name(record, path, taken)
         try:
+            if stand_in is not None:
+                raise ReproError(f"{record.get('status')}: {record.get('failure')}")
             page.verdict = verify_runs([load_run(path, tier)], tier=tier, expected_root=expected_root)
         except ReproError as exc:
             page.error = exc.message

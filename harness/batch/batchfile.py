@@ -1,0 +1,99 @@
+"""The batch file: `<batch folder>/batch.json`, the runs a batch started and what the batch command saw of them.
+
+    {"schema": "repro.batch/1", "created": ..., "updated": ..., "command": "repro batch ...",
+     "launcher": "none" | "torchrun" | "slurm", "slurm_job": "123" (an array's job id, or null),
+     "runs": [{"task": 0, "reproduction": "eva02_demo", "protocol": "ss", "checkpoint": null,
+               "run_dir": "00-eva02_demo-ss",      # relative to the batch folder (it travels as one folder)
+               "state": "pending" | "running" | "succeeded" | "failed" | "not-started" | "submitted",
+               "failure": null, "slurm_job": "123_0"}]}
+
+`state` is what the batch command knew when it last wrote the file; readers (members.py) take each run's own
+result.json as the truth, so a submitted array task that finished later reads as finished. Written atomically
+after every change, so an interrupted batch still lists every run it meant to start.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness import paths
+from harness.errors import ReproError
+from harness.record import write_json_atomic
+
+BATCH_FILE = "batch.json"
+SCHEMA = "repro.batch/1"
+STATES = ("pending", "running", "succeeded", "failed", "not-started", "submitted")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_dir_name(task: int, reproduction: str, protocol: str, width: int = 2) -> str:
+    """`03-mmseg_segformer_mit-b0_512x512_160k_ade20k-ss`: ordered, one folder level, safe on any filesystem."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", reproduction)
+    return f"{task:0{width}d}-{safe}-{protocol}"
+
+
+def claim_batch_dir(batch_dir: Path | str | None) -> Path:
+    """A new, empty batch folder: `<runs>/batches/<UTC time>` by default; a given one must be new or empty."""
+    if batch_dir is None:
+        parent = paths.runs_root() / "batches"
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for n in range(1000):
+            candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
+            try:
+                candidate.mkdir(parents=True)
+                return candidate
+            except FileExistsError:
+                continue
+        raise ReproError(f"cannot create a fresh batch folder under {parent}")
+    path = Path(batch_dir).expanduser().resolve()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "a file" if not path.is_dir() else "not empty"
+        raise ReproError(f"--batch-dir {path} is {what}; a batch folder is written once",
+                         fix="pass a new or empty folder as --batch-dir (or leave it out: runs/batches/<time>)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def new_batch(entries, launcher: str, command: str) -> dict:
+    width = max(2, len(str(len(entries) - 1)))
+    return {"schema": SCHEMA, "created": _now(), "updated": _now(), "command": command, "launcher": launcher,
+            "slurm_job": None,
+            "runs": [{"task": i, "reproduction": e.reproduction, "protocol": e.protocol, "checkpoint": e.checkpoint,
+                      "run_dir": run_dir_name(i, e.reproduction, e.protocol, width), "state": "pending",
+                      "failure": None, "slurm_job": None} for i, e in enumerate(entries)]}
+
+
+def save(batch_dir: Path, batch: dict) -> Path:
+    batch["updated"] = _now()
+    return write_json_atomic(Path(batch_dir) / BATCH_FILE, batch)
+
+
+def _file_of(path: Path | str) -> Path:
+    path = Path(path)
+    return path / BATCH_FILE if path.is_dir() else path
+
+
+def is_batch(path: Path | str) -> bool:
+    """A batch folder or its batch.json (a run directory holds result.json/job.json, never batch.json)."""
+    file = _file_of(path)
+    return file.name == BATCH_FILE and file.is_file()
+
+
+def load_batch(path: Path | str) -> tuple[Path, dict]:
+    """(batch folder, batch file) of a batch folder or batch.json; a file that is not one is refused in one line."""
+    file = _file_of(path)
+    try:
+        batch = json.loads(file.read_text())
+    except OSError as exc:
+        raise ReproError(f"cannot read the batch file {file}: {exc.strerror or exc}",
+                         fix="pass a batch folder made by `repro batch` (it holds batch.json)") from exc
+    except ValueError as exc:
+        raise ReproError(f"{file} is not JSON ({exc})", fix="pass the batch.json that `repro batch` wrote") from exc
+    if not isinstance(batch, dict) or batch.get("schema") != SCHEMA or not isinstance(batch.get("runs"), list):
+        raise ReproError(f"{file} is not a batch file ({SCHEMA})", fix="pass the batch.json that `repro batch` wrote")
+    return file.parent.resolve(), batch
