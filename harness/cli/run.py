@@ -40,13 +40,18 @@ def launch_options(func):
         click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
                      help="override a config value, e.g. data.workers_per_gpu=1 (repeatable)"),
         click.option("--dry-run", is_flag=True, help="print the commands and the resolved config; run nothing"),
+        click.option("-v", "--verbose", is_flag=True,
+                     help="stream the engine's whole output (mmseg's logs) instead of progress bars; it is always in "
+                          "the run's console.log"),
     ]
     for option in reversed(options):
         func = option(func)
 
     @functools.wraps(func)
     def wrapper(**kw):
+        from harness import console
         from harness.launch import LaunchOptions
+        console.set_verbose(kw.pop("verbose"))
         kw["launch"] = LaunchOptions(
             launcher=kw.pop("launcher"), gpus=kw.pop("gpus"), nnodes=kw.pop("nnodes"), node_rank=kw.pop("node_rank"),
             master_addr=kw.pop("master_addr"), master_port=kw.pop("master_port"), partition=kw.pop("partition"),
@@ -67,9 +72,14 @@ def _summary(record: dict) -> None:
     if record.get("status") == "worker-done":
         click.echo(f"node finished; node rank 0 writes the record ({record['_run_dir']})")
         return
+    from harness.console import log_line
     m = record["metrics"]
     click.echo(f"{record['kind']} {record['reproduction']} ({record['protocol']}) {record['status']}: "
                f"aAcc {m['aAcc']:.2f}  mIoU {m['mIoU']:.2f}  mAcc {m['mAcc']:.2f}  ->  {record['_run_dir']}/result.json")
+    arts = record.get("artifacts") or {}
+    click.echo(log_line(record["_run_dir"], [arts.get("console"), arts.get("log"), arts.get("log_json")]))
+    if arts.get("show_dir"):
+        click.echo(f"predicted label maps: {arts['show_dir']} ({arts.get('show_count', '?')} PNGs)")
 
 
 @cli.command("eval")
