@@ -140,6 +140,7 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
                            "source": f"train run {run_dir} (final iteration {runner.iter})"},
             "seed": seed, "precision": precision,
             "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"],
+                       "peak_memory_mib": out.get("peak_memory_mib"),
                        "train_s": train_seconds, "train_images_per_s": samples / train_seconds if train_seconds else None},
             "training": {"iterations": runner.iter, "optimizer_steps": runner.iter // int(job.get("accumulate") or 1),
                          "resumed_from": resumed_from, "sync_bn_to_bn": reverted, "device": info["device"],
