@@ -167,6 +167,12 @@ def _summary_rows(page: RunPage, expected) -> list[dict]:
                      "delta": check.delta, "tolerance": check.tolerance, "status": check.status,
                      "source": check.source, "rationale": check.rationale or check.detail, "label": check.label,
                      "message": check.message()})
+    judged = {row["metric"] for row in rows}
+    for metric in SUMMARY_METRICS:       # measured but with no published value (a zoo entry's aAcc, mAcc): shown
+        if metric not in judged and metric in (page.record.get("metrics") or {}):
+            rows.append({"metric": metric, "obtained": page.record["metrics"][metric], "expected": None,
+                         "delta": None, "tolerance": None, "status": "reported", "source": "",
+                         "rationale": "no published value, so not judged", "label": "", "message": ""})
     return rows
 
 

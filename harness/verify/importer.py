@@ -34,7 +34,17 @@ from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
 from harness.verify.logs import to_float
 
-PROTOCOLS = ("ss", "ms")
+PROTOCOLS = ("ss", "ms")        # for a reproduction the registry cannot read (an id only in expected/)
+
+
+def _protocols_of(reproduction: str) -> list[str]:
+    """The reproduction's own protocol names (registry), else those of the expected tables' convention."""
+    from harness import registry
+
+    try:
+        return sorted(registry.get(reproduction).protocols)
+    except ReproError:
+        return list(PROTOCOLS)
 
 
 def _sha256(path: Path) -> str:
@@ -218,8 +228,9 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
             protocol = "ss"
         else:
             raise ReproError(f"cannot tell the protocol of {path.name}", fix="pass --protocol ss or --protocol ms")
-    if protocol not in PROTOCOLS:
-        raise ReproError(f"unknown protocol '{protocol}'", fix="use ss or ms")
+    known = _protocols_of(reproduction)
+    if protocol not in known:
+        raise ReproError(f"unknown protocol '{protocol}' for {reproduction}", fix=f"use one of: {', '.join(known)}")
 
     if out_dir is None:
         run_dir = new_run_dir(reproduction, protocol)
