@@ -191,6 +191,8 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
         # array tasks may share a node: each its own rendezvous port
         f"export MASTER_PORT=$(({port} + SLURM_ARRAY_TASK_ID))" if array_runs else f"export MASTER_PORT={port}",
+        # torchrun's default is 1 thread per process; here each task gets the CPUs Slurm gave it, not every core
+        'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
         _join_with_expansion(srun, bool(array_runs)),
         "rc=$?",
         _join_with_expansion(finalize, bool(array_runs)) + ' --rc "$rc"',

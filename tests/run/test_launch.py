@@ -44,6 +44,7 @@ def test_slurm_script_has_one_task_per_gpu_and_finalizes():
     for expected in ("#SBATCH --job-name=repro-x-eval", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
                      "#SBATCH --gpus-per-node=4", "#SBATCH --partition=gpu", "#SBATCH --account=proj",
                      "#SBATCH --time=02:00:00", "#SBATCH --exclusive", "export MASTER_PORT=29500",
+                     'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
                      f"srun --kill-on-bad-exit=1 --mpi=none {shlex.quote(sys.executable)} -u {ENTRY}",
                      f'{shlex.quote(sys.executable)} -m harness.launch finalize --run-dir {RUN} --rc "$rc"'):
         assert expected in lines, expected
