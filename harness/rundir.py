@@ -24,7 +24,9 @@ from harness.errors import ReproError
 # what a run (any launcher, any rank) and the commands reading it write into a run directory
 RUN_FILES = ("job*.json", "job.sbatch", "result.json", "engine*.json", "failure*.txt", "console*.log",
              "config.py", "*.log", "*.log.json", "eval_*.json", "*.pth", "slurm-*.out", "verify*.xml", ".*.tmp")
-RUN_FOLDERS = ("imported",)     # `repro import` copies its source files there
+# `repro import` copies its source files to imported/; the evaluation writes the report's gallery/, and mmseg's
+# multi-process result collection .dist_test/ (left behind by a killed run)
+RUN_FOLDERS = ("imported", "gallery", ".dist_test")
 RECORD_SCHEMA = "repro.result/1"
 
 
