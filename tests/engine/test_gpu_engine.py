@@ -168,7 +168,7 @@ def test_collect_results_gpu_under_torchrun(tmp_path):
     script.write_text(COLLECT)
     world = torch.cuda.device_count()
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                           str(world), str(script), str(out)], capture_output=True, text=True, timeout=300)
+                           str(world), str(script), str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
     result = json.loads(out.read_text())

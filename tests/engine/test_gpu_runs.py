@@ -63,29 +63,45 @@ def test_amp_training_with_accumulation(amp_run, data_root, tmp_path):
     assert all(gpu_lr[i] == pytest.approx(cpu_lr[i], rel=1e-9) for i in gpu_lr)
 
 
-def test_final_evaluation_is_fp32_like_repro_eval(amp_run, data_root, tmp_path):
+def _engine(name: str) -> dict:
+    """evaluate()'s engine argument where the fast loop (issue #12) exists; the stock loop is the only one before."""
     from harness.runs import evaluate
-    ckpt = Path(amp_run["_run_dir"]) / amp_run["artifacts"]["final_checkpoint"]
-    assert amp_run["precision"] == "fp32"
-    # the train run's final evaluation uses mmseg's loop; compare like with like where the fast loop exists
-    stock = {"engine": "stock"} if "engine" in inspect.signature(evaluate).parameters else {}
-    one = evaluate(DEMO, checkpoint=ckpt, data_root=data_root, work_dir=tmp_path / "one", cfg_options=FAST,
-                   echo=False, device="cuda", **stock)
-    assert one["status"] == "succeeded" and one["device"] == "cuda" and one.get("precision", "fp32") == "fp32"
-    assert one["metrics"] == pytest.approx(amp_run["metrics"], abs=1e-9)
+    if "engine" in inspect.signature(evaluate).parameters:
+        return {"engine": name}
+    if name != "stock":
+        pytest.skip("this harness has no fast evaluation loop")
+    return {}
 
 
-def test_nccl_eval_on_every_gpu_equals_one_process(amp_run, data_root, tmp_path):
+def _eval(amp_run: dict, data_root: Path, work: Path, engine: str, gpus: int = 0) -> dict:
     from harness.launch import LaunchOptions
     from harness.runs import evaluate
     ckpt = Path(amp_run["_run_dir"]) / amp_run["artifacts"]["final_checkpoint"]
+    launch = LaunchOptions("torchrun", gpus=gpus) if gpus else None
+    return evaluate(DEMO, checkpoint=ckpt, data_root=data_root, work_dir=work, cfg_options=FAST, echo=False,
+                    device="cuda", launch=launch, **_engine(engine))
+
+
+@pytest.fixture(scope="module")
+def one_process(amp_run, data_root, tmp_path_factory) -> dict:
+    """`repro eval` of the AMP run's final checkpoint on one GPU with mmseg's loop (the train run's final one)."""
+    return _eval(amp_run, data_root, tmp_path_factory.mktemp("eval") / "one", "stock")
+
+
+def test_final_evaluation_is_fp32_like_repro_eval(amp_run, one_process):
+    assert amp_run["precision"] == "fp32"
+    assert one_process["status"] == "succeeded", one_process.get("failure")
+    assert one_process["device"] == "cuda" and one_process.get("precision", "fp32") == "fp32"
+    assert one_process["metrics"] == pytest.approx(amp_run["metrics"], abs=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["stock", "fast"])
+def test_nccl_eval_on_every_gpu_equals_one_process(engine, amp_run, one_process, data_root, tmp_path):
     gpus = torch.cuda.device_count()
-    one = evaluate(DEMO, checkpoint=ckpt, data_root=data_root, work_dir=tmp_path / "one", cfg_options=FAST,
-                   echo=False, device="cuda")
-    many = evaluate(DEMO, checkpoint=ckpt, data_root=data_root, work_dir=tmp_path / "many", cfg_options=FAST,
-                    launch=LaunchOptions("torchrun", gpus=gpus), echo=False, device="cuda")
+    one = one_process if engine == "stock" else _eval(amp_run, data_root, tmp_path / "one", engine)
+    many = _eval(amp_run, data_root, tmp_path / "many", engine, gpus=gpus)
     assert one["status"] == many["status"] == "succeeded", many.get("failure")
-    assert many["launch"]["world_size"] == gpus
+    assert many["launch"]["world_size"] == gpus and "torch.distributed.run" in many["launch"]["command"]
     assert one["metrics"] == many["metrics"] and one["per_class"] == many["per_class"]
     log = (tmp_path / "many" / "eval.log").read_text()
     assert "backend nccl" in log and "device cuda" in log
