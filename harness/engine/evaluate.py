@@ -9,16 +9,19 @@ from pathlib import Path
 from harness.engine.distributed import sync_bn_to_bn, wrap_model
 
 
-def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None) -> tuple[list, float]:
+def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
+                    precision: str = "fp32") -> tuple[list, float]:
     """Our test loop: mmseg's single_gpu_test / multi_gpu_test with pre_eval=True, in one function.
 
     Per batch: forward with rescale, `dataset.pre_eval` (area histograms per image), progress on rank 0. Then the
     per-image results of all ranks are gathered in dataset order (mmcv's collect_results_gpu / _cpu). Returns
-    (results on rank 0 / [] elsewhere, seconds of the loop).
+    (results on rank 0 / [] elsewhere, seconds of the loop). bf16 wraps the forward in autocast.
     """
     import mmcv
     import torch
     from mmcv.engine import collect_results_cpu, collect_results_gpu
+
+    from harness.engine.precision import forward_context
 
     model.eval()
     dataset = data_loader.dataset
@@ -26,7 +29,7 @@ def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None) -
     bar = mmcv.ProgressBar(len(dataset)) if info["rank"] == 0 else None
     start = time.perf_counter()
     for batch_indices, data in zip(data_loader.batch_sampler, data_loader):
-        with torch.no_grad():
+        with torch.no_grad(), forward_context(precision, info["device"]):
             result = model(return_loss=False, rescale=True, **data)
         results.extend(dataset.pre_eval(result, indices=batch_indices))
         if bar is not None:
@@ -75,14 +78,26 @@ def _write_eval_json(run_dir: Path, protocol: str, config: str, metric: dict) ->
 
 
 def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -> dict:
-    """Evaluate on data.test with our loop; rank 0 writes the eval JSON; return metrics for engine.json."""
+    """Evaluate on data.test with the job's engine (fast: harness/engine/evaluate_fast.py; stock: our copy of
+    mmseg's loop above) and precision; rank 0 writes the eval JSON; return metrics for engine.json."""
     from mmseg.datasets import build_dataloader, build_dataset
 
+    from harness.engine.precision import set_matmul_precision
+
+    engine, precision = job.get("eval_engine") or "stock", job.get("precision") or "fp32"
+    set_matmul_precision(precision)
     dataset = build_dataset(cfg.data.test, {"test_mode": True})
-    loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=cfg.data.get("workers_per_gpu", 0),
-                              num_gpus=1, dist=info["distributed"], shuffle=False,
-                              persistent_workers=False)
-    results, seconds = evaluate_loader(model, loader, info, tmpdir=str(run_dir / ".dist_test"))
+    tmpdir = str(run_dir / ".dist_test")
+    workers = cfg.data.get("workers_per_gpu", 0)
+    if engine == "fast":
+        from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
+        loader = build_loader(dataset, info, workers)
+        results, seconds = evaluate_loader_fast(model, loader, info, tmpdir=tmpdir, precision=precision,
+                                                batch_size=job.get("eval_batch_size"))
+    else:
+        loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=workers, num_gpus=1,
+                                  dist=info["distributed"], shuffle=False, persistent_workers=False)
+        results, seconds = evaluate_loader(model, loader, info, tmpdir=tmpdir, precision=precision)
     if info["rank"] != 0:
         return {}
     metric = dataset.evaluate(results, metric="mIoU", logger=logger)   # mmseg's tables and rounded values
@@ -93,7 +108,8 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
                                  **{k: float(v) for k, v in metric.items()}}) + "\n")
     metrics, per_class = metrics_percent(results, dataset.CLASSES)
     return {"metrics": metrics, "per_class": per_class, "eval_json": eval_json,
-            "num_images": len(dataset), "eval_seconds": seconds, "images_per_s": len(dataset) / seconds}
+            "num_images": len(dataset), "eval_seconds": seconds, "images_per_s": len(dataset) / seconds,
+            "eval_engine": engine, "precision": precision}
 
 
 def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
@@ -115,4 +131,5 @@ def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     return {"metrics": out["metrics"], "per_class": out["per_class"],
             "artifacts": {"eval_json": out["eval_json"], "log_json": "eval.log.json"},
             "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"]},
+            "eval_engine": out["eval_engine"], "precision": out["precision"],
             "notes": {"sync_bn_to_bn": reverted, "checkpoint_has_meta": bool(meta)}}
