@@ -48,15 +48,24 @@ install_wheel() {   # the mmcv-full wheel the build put in the cache for this to
   "$py" -m pip install -q --no-deps --force-reinstall "$wheel"
 }
 
+# mmcv's ops include Python.h: use the carried headers where this interpreter has none (no python3.X-dev)
+pyinc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+pyver=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+if [ ! -f "$pyinc/Python.h" ] && [ -f "$wheels/python$pyver-include/Python.h" ]; then
+  export CPATH="$wheels/python$pyver-include${CPATH:+:$CPATH}"
+  echo "no Python.h in $pyinc: compiling with the carried headers ($CPATH)" >>"$log"
+fi
+
 sdist=$(ls "$wheels"/mmcv-full-1.7.2.tar.gz 2>/dev/null || ls "$wheels"/mmcv*full*1.7.2*.tar.gz 2>/dev/null | head -n 1)
 step torch "$py" -c 'import torch; print("system torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
 step deps "$py" -m pip install -q ninja addict "yapf==0.43.0" prettytable
 step mmseg "$py" -m pip install -q --no-deps "mmsegmentation==0.29.1"
+step compiler bash -c 'c++ --version | head -n 1; ninja --version'
 if [ -n "$sdist" ]; then
   step build_mmcv build_mmcv && step install_mmcv install_wheel
 else
   echo "no mmcv-full 1.7.2 sdist in $wheels" >>"$log"; printf 'build_mmcv\t2\t0\n' >>"$steps"
 fi
-step repro "$py" -m pip install -q --no-deps --no-build-isolation -e .
+step optional_editable_install "$py" -m pip install -q --no-deps --no-build-isolation -e .   # PYTHONPATH covers it
 step engine_import "$py" -c 'import mmcv.ops, mmseg.apis, mmseg.models, harness.engine.modules; print("engine ok")'
 "$py" tools/gpu_selfcheck.py --out "$out_dir/gpu_check.json" --steps "$steps" --started "$started" --log "$log"
