@@ -20,7 +20,7 @@ Prints the path of the cached wheel (or, with --dry-run, the key, environment an
 from __future__ import annotations
 
 import argparse
-import glob
+import hashlib
 import json
 import os
 import re
@@ -29,10 +29,19 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 MMCV_VERSION = "1.7.2"
 OLD_STD, NEW_STD = "-std=c++17", "-std=c++20"
+# setup.py reads its version with exec() into locals(), which Python 3.13 (PEP 667) no longer lets it see again
+OLD_VERSION_READ = ("        exec(compile(f.read(), version_file, 'exec'))\n"
+                    "    return locals()['__version__']\n")
+NEW_VERSION_READ = ("        namespace = {}\n"
+                    "        exec(compile(f.read(), version_file, 'exec'), namespace)\n"
+                    "    return namespace['__version__']\n")
+SIMPLE_INDEX = "https://pypi.org/simple"
 OPS_ENV = "REPRO_MMCV_OPS"
 OPS_FLAVOURS = ("cpu", "cuda")
 
@@ -115,6 +124,36 @@ def patch_cxx_standard(setup_py: Path) -> None:
     setup_py.write_text(text.replace(OLD_STD, NEW_STD))
 
 
+def patch_version_read(setup_py: Path) -> None:
+    text = setup_py.read_text()
+    if OLD_VERSION_READ not in text:
+        raise BuildError(f"{setup_py}: expected mmcv's get_version() to patch for Python 3.13; the mmcv-full sdist "
+                         "changed, update this script")
+    setup_py.write_text(text.replace(OLD_VERSION_READ, NEW_VERSION_READ))
+
+
+def download_sdist(dest: Path, index: str | None = None) -> Path:
+    """The mmcv-full sdist from the package index's JSON listing (PEP 691), sha256-checked. Not `pip download`:
+    pip prepares an sdist's metadata by running its setup.py, and that setup.py fails on Python 3.13."""
+    index = (index or os.environ.get("PIP_INDEX_URL") or SIMPLE_INDEX).rstrip("/")
+    request = urllib.request.Request(f"{index}/mmcv-full/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        files = json.load(response)["files"]
+    name = f"mmcv-full-{MMCV_VERSION}.tar.gz"
+    (entry,) = [f for f in files if f["filename"] == name] or [None]
+    if entry is None:
+        raise BuildError(f"{index} lists no {name}; pass --sdist PATH to a copy of it")
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / name
+    url = urllib.parse.urljoin(f"{index}/mmcv-full/", entry["url"])
+    with urllib.request.urlopen(url, timeout=600) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+    want = entry.get("hashes", {}).get("sha256")
+    if want and hashlib.sha256(target.read_bytes()).hexdigest() != want:
+        raise BuildError(f"{url}: sha256 differs from the index's; download again or pass --sdist PATH")
+    return target
+
+
 def plan(python: str, wheelhouse: Path) -> dict:
     flavour = ops_flavour()
     facts = target_facts(python)
@@ -149,15 +188,12 @@ def build(python: str, wheelhouse: Path, sdist: Path | None = None) -> Path:
 
 def _build_in(tmp: Path, python: str, env: dict, sdist: Path | None) -> Path:
     if sdist is None:
-        # pip prepares the sdist's metadata by running its setup.py, which needs pkg_resources: no isolation
-        subprocess.check_call([python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                               "--no-build-isolation", f"mmcv-full=={MMCV_VERSION}", "-d", str(tmp / "sdist")])
-        (found,) = glob.glob(str(tmp / "sdist" / "mmcv-full-*.tar.gz")) or glob.glob(str(tmp / "sdist" / "*.tar.gz"))
-        sdist = Path(found)
+        sdist = download_sdist(tmp / "sdist")
     with tarfile.open(sdist) as tar:
         tar.extractall(tmp / "src", filter="data")
     (src,) = [p for p in (tmp / "src").iterdir() if p.is_dir()]
     patch_cxx_standard(src / "setup.py")
+    patch_version_read(src / "setup.py")
     flavour = "CUDA" if env.get("FORCE_CUDA") == "1" else "CPU"
     print(f"building mmcv-full {MMCV_VERSION} with {flavour} ops on {env['MAX_JOBS']} jobs "
           "(about 15-30 minutes on 2 cores) ...", flush=True)
