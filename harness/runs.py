@@ -87,6 +87,7 @@ def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
         argv += ["--protocol", job["protocol"]]
         if job.get("checkpoint"):
             argv += ["--checkpoint", job["checkpoint"]["path"]]
+        argv += ["--engine", job.get("eval_engine") or "stock", "--precision", job.get("precision") or "fp32"]
     else:
         flags = {"--seed": job.get("seed"), "--max-iters": job.get("max_iters"),
                  "--samples-per-gpu": job.get("samples_per_gpu"), "--workers-per-gpu": job.get("workers_per_gpu"),
@@ -230,12 +231,16 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
              data_root: Path | str | None = None, work_dir: Path | str | None = None,
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
              cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
-             device: str = "auto", prepare_only: bool = False) -> dict:
-    """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring)."""
+             device: str = "auto", prepare_only: bool = False, engine: str = "fast",
+             precision: str = "fp32") -> dict:
+    """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring).
+    `engine` fast (batched windows, harness/engine/evaluate_fast.py) or stock (mmseg's loop); `precision`
+    fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json."""
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
     rep = registry.get(reproduction)
     launch.validate()
+    engine_fields = _eval_engine_fields(engine, precision)
     rep.config_path(protocol)
     notes = preflight.Notes(strict=not dry_run)
     preflight.check_runnable(rep, protocol, "auto", launch.launcher, notes)
@@ -245,7 +250,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), **rep.settings(protocol),
               "custom_imports": list(rep.custom_imports), "checkpoint": ckpt, "dataset": dataset,
               "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
-              "samples_per_gpu": 1, "seed": None, "device": device}
+              "samples_per_gpu": 1, "seed": None, "device": device, **engine_fields}
     job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
                                      overwrite=overwrite)
     if dry_run:
@@ -254,6 +259,15 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
         return {"status": "prepared", "job": job, "_run_dir": str(run_dir)}
     _say_moved_aside(job, say)
     return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
+
+
+def _eval_engine_fields(engine: str, precision: str) -> dict:
+    from harness.engine.precision import PRECISIONS
+    if engine not in ("fast", "stock"):
+        raise ReproError(f"unknown evaluation engine '{engine}'", fix="use --engine fast or --engine stock")
+    if precision not in PRECISIONS:
+        raise ReproError(f"unknown precision '{precision}'", fix=f"use --precision {' | '.join(PRECISIONS)}")
+    return {"eval_engine": engine, "precision": precision}
 
 
 def _say_moved_aside(job: dict, say) -> None:
@@ -436,7 +450,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "artifacts": {**engine.get("artifacts", {}), "console": launch_mod.CONSOLE_LOG, "job": launch_mod.JOB_FILE},
         "config": job.get("config"),
     }
-    for key in ("batch", "pretrained", "training", "notes", "device", "precision"):
+    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine"):
         if job.get(key) is not None or engine.get(key) is not None:
             record[key] = engine.get(key, job.get(key))
     if job.get("kind") == "train":

@@ -89,9 +89,14 @@ def _summary(record: dict) -> None:
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="checkpoint file, or a `repro train` run directory (its best checkpoint) "
                    "[default: the reproduction's released weights, verified]")
+@click.option("--engine", type=click.Choice(["fast", "stock"]), default="fast", show_default=True,
+              help="fast: windows of several images and scales batched, histograms on the device, same numbers; "
+                   "stock: mmseg 0.29.1's one-window-at-a-time loop, for reference")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
+              help="fp32: the authors' protocol; tf32 / bf16: faster on GPUs, recorded in result.json")
 @launch_options
-def eval_cmd(reproduction, protocol, checkpoint, launch, device, data_root, work_dir, overwrite, cfg_options,
-             dry_run):
+def eval_cmd(reproduction, protocol, checkpoint, engine, precision, launch, device, data_root, work_dir, overwrite,
+             cfg_options, dry_run):
     """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
 
     \b
@@ -104,7 +109,7 @@ def eval_cmd(reproduction, protocol, checkpoint, launch, device, data_root, work
     from harness.runs import evaluate
     _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
                       work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo,
-                      overwrite=overwrite, device=device))
+                      overwrite=overwrite, device=device, engine=engine, precision=precision))
 
 
 @cli.command("train")
