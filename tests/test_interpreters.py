@@ -112,3 +112,14 @@ def test_noxfile_offers_tests_sessions_for_the_pythons_found(tmp_path, repo_noxw
     sessions = _listed_sessions(repo_noxw, _env(bin_dir, tmp_path / "no-pyenv"))
     assert f"tests-{in_pyenv}" not in sessions                          # the failing shim alone is not enough
     assert {f"tests-{THIS}", f"tests-{on_path}", "tests"} <= sessions
+
+
+def test_the_github_workflow_tests_every_supported_python():
+    yaml = pytest.importorskip("yaml")
+    workflow = REPO / ".github" / "workflows" / "ci.yml"
+    if not workflow.exists():
+        pytest.skip("no GitHub workflow in this checkout")
+    tests_job = yaml.safe_load(workflow.read_text())["jobs"]["tests"]
+    assert tests_job["strategy"]["matrix"]["python"] == SUPPORTED
+    setup = next(s for s in tests_job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
+    assert setup["with"]["python-version"] == "${{ matrix.python }}"
