@@ -191,9 +191,9 @@ def _seconds_per_step(record: dict) -> float:
 
 @pytest.fixture(scope="module")
 def timed_out(cluster, torchrun_train, slurm_data, tmp_path_factory):
-    """A training under `--time 1` that needs about two minutes with its start: Slurm kills it after one (limits
+    """A training under `--time 1` that needs about 100 s with its start: Slurm kills it after one (limits
     are checked about every 30 s), after some checkpoints. Its length comes from this machine's fastest step."""
-    steps = int(100 / _seconds_per_step(torchrun_train)) + 4
+    steps = int(80 / _seconds_per_step(torchrun_train)) + 4
     interval = max(1, steps // 25)
     mp = pytest.MonkeyPatch()
     mp.setenv("SLURM_CONF", str(cluster.conf))
