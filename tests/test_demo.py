@@ -25,7 +25,8 @@ def expected_without_demo_baseline(tmp_path):
     return root
 
 
-def test_demo_chain_small(tmp_path, expected_without_demo_baseline):
+def test_demo_chain_small(tmp_path, expected_without_demo_baseline, capfd, monkeypatch):
+    monkeypatch.delenv("REPRO_VERBOSE", raising=False)
     lines = []
     settings = DemoSettings(work_dir=tmp_path / "demo", expected_root=expected_without_demo_baseline,
                             echo=lines.append, **SMALL)
@@ -57,8 +58,21 @@ def test_demo_chain_small(tmp_path, expected_without_demo_baseline):
 
     # a second demo in the same work dir (stale runs, existing data) reproduces the metrics and so the verdict
     lines.clear()
+    capfd.readouterr()
     second = run_demo(settings)
     assert second.passed is True, "\n".join(lines)
+
+    # a readable console: the steps, a few bar lines per phase, the verdict (issue #15: at most ~60 lines);
+    # the engine's whole output is in each run's console.log, beside mmseg's own logs
+    printed = capfd.readouterr()
+    shown = lines + printed.out.splitlines() + printed.err.splitlines()
+    assert len(shown) <= 60, "\n".join(shown)
+    assert "\r" not in printed.out and not any("mmseg - INFO" in line for line in shown)
+    for kind, logs in (("train", ("train.log", "train.log.json")), ("ss", ("eval.log", "eval.log.json"))):
+        console_log = (second.runs[kind] / "console.log").read_text()
+        assert "mmseg - INFO" in console_log and "[eval] " in console_log
+        assert all((second.runs[kind] / name).stat().st_size > 0 for name in logs)
+        assert any(line.strip().startswith(f"logs: {second.runs[kind]}/{{console.log") for line in lines)
     assert any("demo verdict: PASS" in line for line in lines)
     for protocol in ("ss", "ms"):
         assert second.metrics[protocol] == pytest.approx(first.metrics[protocol], abs=1e-6)
