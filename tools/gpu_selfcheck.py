@@ -112,8 +112,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--steps", type=Path, help="install steps timed by tools/gpu_check.sh")
     parser.add_argument("--started", type=float, help="epoch seconds when the whole check started")
-    parser.add_argument("--budget", type=float, default=540,
-                        help="seconds the whole check may take, counted from --started [default: 540]")
+    parser.add_argument("--budget", type=float, default=470,
+                        help="seconds the whole check may take, counted from --started [default: 470]")
     parser.add_argument("--log", type=Path, help="where pytest's and the benchmark's output go [default: beside --out]")
     args = parser.parse_args()
     started = args.started or time.time()
