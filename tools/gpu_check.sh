@@ -8,7 +8,9 @@
 # installs mmsegmentation 0.29.1 and this package without dependencies, then runs tools/gpu_selfcheck.py: the
 # `gpu` tests and, where it exists, the evaluation benchmark. Writes $OUT/gpu_check.json (./gpu_check.json
 # without $OUT) with gpu_check.log beside it, and prints one summary line. PYTHON overrides the interpreter
-# (default python3); REPRO_WHEELHOUSE the wheel cache. About 5 minutes on a 16-core H200 machine.
+# (default python3); REPRO_WHEELHOUSE the wheel cache (a folder with a wheel already built for that machine's torch
+# skips the build); GPU_CHECK_BUDGET the seconds the whole check may take (default 540). About 5 minutes on a
+# 16-core H200 machine.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 wheels=${1:?usage: tools/gpu_check.sh DIR_OF_WHEELS (made by tools/gpu_wheels.sh)}
@@ -68,4 +70,5 @@ else
 fi
 step optional_editable_install "$py" -m pip install -q --no-deps --no-build-isolation -e .   # PYTHONPATH covers it
 step engine_import "$py" -c 'import mmcv.ops, mmseg.apis, mmseg.models, harness.engine.modules; print("engine ok")'
-"$py" tools/gpu_selfcheck.py --out "$out_dir/gpu_check.json" --steps "$steps" --started "$started" --log "$log"
+"$py" tools/gpu_selfcheck.py --out "$out_dir/gpu_check.json" --steps "$steps" --started "$started" --log "$log" \
+  --budget "${GPU_CHECK_BUDGET:-540}"
