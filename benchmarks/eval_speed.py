@@ -146,12 +146,13 @@ def main(argv=None) -> int:
         set_matmul_precision("fp32")
         return results, seconds, [preds[i] for i in range(len(dataset))], peak_memory(device)
 
-    full = dataset.img_infos          # one image through both paths first: kernels, allocator, autotuning
-    dataset.img_infos = full[:1]
-    stock(), fast("fp32")
-    if args.precision != "fp32":
-        fast(args.precision)
-    dataset.img_infos = full
+    if device == "cuda":              # one image through both paths first: kernels, allocator, autotuning
+        full = dataset.img_infos
+        dataset.img_infos = full[:1]
+        stock(), fast("fp32")
+        if args.precision != "fp32":
+            fast(args.precision)
+        dataset.img_infos = full
 
     runs = {"stock fp32": stock(), "fast fp32": fast("fp32")}
     if args.precision != "fp32":
