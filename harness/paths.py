@@ -44,9 +44,8 @@ def runs_root() -> Path:
     return Path(os.environ.get("REPRO_RUNS", "runs")).expanduser().resolve()
 
 
-def new_run_dir(reproduction: str, kind: str, root: Path | None = None) -> Path:
-    """runs/<reproduction>/<protocol or train>/<UTC timestamp>/, created empty; never reuses a directory."""
-    parent = (root or runs_root()) / reproduction / kind
+def new_stamped_dir(parent: Path) -> Path:
+    """parent/<UTC timestamp>[-n]/, created empty; never reuses a directory (mkdir decides, so racing callers differ)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1000):
         candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
@@ -55,4 +54,9 @@ def new_run_dir(reproduction: str, kind: str, root: Path | None = None) -> Path:
             return candidate
         except FileExistsError:
             continue
-    raise RuntimeError(f"cannot create a fresh run directory under {parent}")
+    raise RuntimeError(f"cannot create a fresh folder under {parent}")
+
+
+def new_run_dir(reproduction: str, kind: str, root: Path | None = None) -> Path:
+    """runs/<reproduction>/<protocol or train>/<UTC timestamp>/, created empty; never reuses a directory."""
+    return new_stamped_dir((root or runs_root()) / reproduction / kind)

@@ -40,16 +40,7 @@ def run_dir_name(task: int, reproduction: str, protocol: str, width: int = 2) ->
 def claim_batch_dir(batch_dir: Path | str | None) -> Path:
     """A new, empty batch folder: `<runs>/batches/<UTC time>` by default; a given one must be new or empty."""
     if batch_dir is None:
-        parent = paths.runs_root() / "batches"
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for n in range(1000):
-            candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
-            try:
-                candidate.mkdir(parents=True)
-                return candidate
-            except FileExistsError:
-                continue
-        raise ReproError(f"cannot create a fresh batch folder under {parent}")
+        return paths.new_stamped_dir(paths.runs_root() / "batches")
     path = Path(batch_dir).expanduser().resolve()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         what = "a file" if not path.is_dir() else "not empty"
