@@ -88,6 +88,8 @@ def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
         if job.get("checkpoint"):
             argv += ["--checkpoint", job["checkpoint"]["path"]]
         argv += ["--engine", job.get("eval_engine") or "stock", "--precision", job.get("precision") or "fp32"]
+        argv += ["--show-dir", job["show_dir"]] if job.get("show_dir") else []
+        argv += ["--show-limit", str(job["show_limit"])] if job.get("show_limit") else []
     else:
         flags = {"--seed": job.get("seed"), "--max-iters": job.get("max_iters"),
                  "--samples-per-gpu": job.get("samples_per_gpu"), "--workers-per-gpu": job.get("workers_per_gpu"),
@@ -232,7 +234,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
              cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
              device: str = "auto", prepare_only: bool = False, engine: str = "fast",
-             precision: str = "fp32") -> dict:
+             precision: str = "fp32", show_dir: Path | str | None = None, show_limit: int | None = None) -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring).
     `engine` fast (batched windows, harness/engine/evaluate_fast.py) or stock (mmseg's loop); `precision`
     fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json."""
@@ -250,7 +252,8 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), **rep.settings(protocol),
               "custom_imports": list(rep.custom_imports), "checkpoint": ckpt, "dataset": dataset,
               "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
-              "samples_per_gpu": 1, "seed": None, "device": device, **engine_fields}
+              "samples_per_gpu": 1, "seed": None, "device": device, **engine_fields,
+              **_show_fields(show_dir, show_limit)}
     job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
                                      overwrite=overwrite)
     if dry_run:
@@ -259,6 +262,20 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
         return {"status": "prepared", "job": job, "_run_dir": str(run_dir)}
     _say_moved_aside(job, say)
     return _result_or_raise(_execute(job, run_dir, p, launch, echo is not False))
+
+
+def _show_fields(show_dir, show_limit) -> dict:
+    """--show-dir DIR [--show-limit N]: where the engine saves predicted label maps (harness/engine/gallery.py)."""
+    if show_dir is None:
+        if show_limit is not None:
+            raise ReproError("--show-limit needs --show-dir", fix="add `--show-dir DIR` (where the PNGs go)")
+        return {}
+    if show_limit is not None and show_limit < 1:
+        raise ReproError(f"--show-limit {show_limit} saves nothing", fix="give a positive number, or leave it out")
+    directory = Path(show_dir).expanduser().resolve()
+    if directory.exists() and not directory.is_dir():
+        raise ReproError(f"--show-dir {directory} is a file", fix="give a folder (it is created if missing)")
+    return {"show_dir": str(directory), "show_limit": show_limit}
 
 
 def _eval_engine_fields(engine: str, precision: str) -> dict:

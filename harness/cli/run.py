@@ -94,22 +94,28 @@ def _summary(record: dict) -> None:
                    "stock: mmseg 0.29.1's one-window-at-a-time loop, for reference")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
               help="fp32: the authors' protocol; tf32 / bf16: faster on GPUs, recorded in result.json")
+@click.option("--show-dir", type=click.Path(file_okay=False), default=None,
+              help="also save the predicted label maps here, as PNGs in ADE20K's palette (named like the images)")
+@click.option("--show-limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="with --show-dir: only the first N val images  [default: all]")
 @launch_options
-def eval_cmd(reproduction, protocol, checkpoint, engine, precision, launch, device, data_root, work_dir, overwrite,
-             cfg_options, dry_run):
+def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, show_limit, launch, device, data_root,
+             work_dir, overwrite, cfg_options, dry_run):
     """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
 
     \b
     Examples:
       repro eval eva02_L_sz512
       repro eval eva02_L_sz512 --protocol ms --launcher torchrun --gpus 8
+      repro eval eva02_L_sz512 --show-dir pred_png --show-limit 100     # the first 100 predicted maps as PNGs
       repro eval eva02_L_sz512 --launcher torchrun --gpus 8 --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --dry-run
       repro eval eva02_demo --checkpoint runs/eva02_demo/train/<timestamp> --launcher slurm --partition gpu
     """
     from harness.runs import evaluate
     _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
                       work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo,
-                      overwrite=overwrite, device=device, engine=engine, precision=precision))
+                      device=device, engine=engine, precision=precision, overwrite=overwrite, show_dir=show_dir,
+                      show_limit=show_limit))
 
 
 @cli.command("train")

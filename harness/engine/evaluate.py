@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -10,39 +9,39 @@ from harness.engine.distributed import sync_bn_to_bn, wrap_model
 
 
 def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
-                    precision: str = "fp32") -> tuple[list, float]:
+                    precision: str = "fp32", on_prediction=None) -> tuple[list, float]:
     """Our test loop: mmseg's single_gpu_test / multi_gpu_test with pre_eval=True, in one function.
 
     Per batch: forward with rescale, `dataset.pre_eval` (area histograms per image), progress on rank 0. Then the
     per-image results of all ranks are gathered in dataset order (mmcv's collect_results_gpu / _cpu). Returns
     (results on rank 0 / [] elsewhere, seconds of the loop). bf16 wraps the forward in autocast.
     """
-    import mmcv
     import torch
     from mmcv.engine import collect_results_cpu, collect_results_gpu
 
     from harness.engine.precision import forward_context
+    from harness.engine.progress import ProgressLines
 
     model.eval()
     dataset = data_loader.dataset
     results = []
-    bar = mmcv.ProgressBar(len(dataset)) if info["rank"] == 0 else None
+    bar = ProgressLines("eval", len(dataset)) if info["rank"] == 0 else None
     start = time.perf_counter()
     for batch_indices, data in zip(data_loader.batch_sampler, data_loader):
         with torch.no_grad(), forward_context(precision, info["device"]):
             result = model(return_loss=False, rescale=True, **data)
+        if on_prediction is not None:   # --show-dir
+            for index, pred in zip(batch_indices, result):
+                on_prediction(index, pred)
         results.extend(dataset.pre_eval(result, indices=batch_indices))
         if bar is not None:
-            for _ in range(len(result) * info["world_size"]):
-                bar.update()
+            bar.update(len(result) * info["world_size"])
     if info["distributed"]:
         if info["device"] == "cuda":
             results = collect_results_gpu(results, len(dataset))
         else:
             results = collect_results_cpu(results, len(dataset), tmpdir)
     seconds = time.perf_counter() - start
-    if bar is not None:
-        sys.stdout.write("\n")
     return (results or []), seconds
 
 
@@ -89,15 +88,17 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
     dataset = build_dataset(cfg.data.test, {"test_mode": True})
     tmpdir = str(run_dir / ".dist_test")
     workers = cfg.data.get("workers_per_gpu", 0)
+    show = _show_dir(job, dataset)
     if engine == "fast":
         from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
         loader = build_loader(dataset, info, workers)
         results, seconds = evaluate_loader_fast(model, loader, info, tmpdir=tmpdir, precision=precision,
-                                                batch_size=job.get("eval_batch_size"))
+                                                batch_size=job.get("eval_batch_size"), on_prediction=show)
     else:
         loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=workers, num_gpus=1,
                                   dist=info["distributed"], shuffle=False, persistent_workers=False)
-        results, seconds = evaluate_loader(model, loader, info, tmpdir=tmpdir, precision=precision)
+        results, seconds = evaluate_loader(model, loader, info, tmpdir=tmpdir, precision=precision,
+                                           on_prediction=show)
     if info["rank"] != 0:
         return {}
     metric = dataset.evaluate(results, metric="mIoU", logger=logger)   # mmseg's tables and rounded values
@@ -107,9 +108,42 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
             fh.write(json.dumps({"mode": "val", "epoch": 1, "iter": len(dataset),
                                  **{k: float(v) for k, v in metric.items()}}) + "\n")
     metrics, per_class = metrics_percent(results, dataset.CLASSES)
+    pictures = _pictures(model, dataset, results, run_dir, precision, show, logger)
     return {"metrics": metrics, "per_class": per_class, "eval_json": eval_json,
             "num_images": len(dataset), "eval_seconds": seconds, "images_per_s": len(dataset) / seconds,
-            "eval_engine": engine, "precision": precision}
+            "eval_engine": engine, "precision": precision, "pictures": pictures,
+            "peak_memory_mib": peak_memory_mib(info["device"])}
+
+
+def peak_memory_mib(device: str) -> float:
+    """This process's peak memory so far: CUDA's allocator peak on a GPU, else the peak resident set size."""
+    import torch
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
+
+
+def _show_dir(job: dict, dataset):
+    """--show-dir: the writer each rank hands its predictions to (harness/engine/gallery.py), or None."""
+    if not job.get("show_dir"):
+        return None
+    from harness.engine.gallery import ShowDir
+    return ShowDir(Path(job["show_dir"]), dataset, job.get("show_limit"))
+
+
+def _pictures(model, dataset, results, run_dir: Path, precision: str, show, logger) -> dict:
+    """The report's gallery (and --show-dir's count) as artifacts; a gallery that fails costs a warning, not the
+    evaluation."""
+    from harness.engine.gallery import write_gallery
+    artifacts = {}
+    if show is not None:
+        artifacts.update(show_dir=str(show.directory), show_count=sum(map(show.wanted, range(len(dataset)))))
+    try:
+        artifacts["gallery"] = write_gallery(model, dataset, results, run_dir, precision)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning(f"no gallery for the report: {type(exc).__name__}: {exc}")
+    return artifacts
 
 
 def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
@@ -129,7 +163,8 @@ def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     if info["rank"] != 0:
         return {}
     return {"metrics": out["metrics"], "per_class": out["per_class"],
-            "artifacts": {"eval_json": out["eval_json"], "log_json": "eval.log.json"},
-            "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"]},
+            "artifacts": {"eval_json": out["eval_json"], "log_json": "eval.log.json", **out["pictures"]},
+            "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"],
+                       "peak_memory_mib": out["peak_memory_mib"]},
             "eval_engine": out["eval_engine"], "precision": out["precision"],
             "notes": {"sync_bn_to_bn": reverted, "checkpoint_has_meta": bool(meta)}}
