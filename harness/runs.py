@@ -147,10 +147,10 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     if run_dir is None:
         run_dir = paths.new_run_dir(reproduction, protocol if kind == "eval" else "train")
         job["run_dir"] = str(run_dir)
-    if resume_dir is not None and not dry_run:   # the interrupted attempt's outputs
+    if resume_dir is not None and not dry_run and launch.node_rank == 0:   # the interrupted attempt's outputs
         for stale in [RESULT_FILE, ENGINE_FILE, *(f.name for f in run_dir.glob("failure*.txt"))]:
             (run_dir / stale).unlink(missing_ok=True)
-    job_path = run_dir / launch_mod.JOB_FILE
+    job_path = run_dir / launch_mod.job_file(launch.node_rank)   # nodes sharing run_dir: one file each
     p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind))
     job["launch"]["command"] = p.command
     job["launch"]["repro_command"] = repro_command(job, launch)
@@ -158,6 +158,19 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     if not dry_run:
         write_json_atomic(job_path, job)
     return job, run_dir, p, text
+
+
+def _target_device(requested: str, launch, notes: preflight.Notes) -> str:
+    """cpu or cuda for the machines that run the job (Slurm: the GPU nodes); cuda asked for here without a GPU is
+    an error (a note in a dry run)."""
+    from harness.engine.config import target_device
+    device = target_device(requested, launch.launcher)
+    if device == "cuda" and launch.launcher != "slurm":
+        import torch
+        if not torch.cuda.is_available():
+            notes.fail(ReproError("--device cuda, but torch sees no CUDA device on this machine",
+                                  fix="run on a GPU machine, submit with --launcher slurm, or pass --device cpu"))
+    return device
 
 
 def _claim_work_dir(work_dir, overwrite: bool, job: dict, notes: preflight.Notes) -> rundir.Claim:
@@ -172,19 +185,6 @@ def _claim_work_dir(work_dir, overwrite: bool, job: dict, notes: preflight.Notes
         notes.items.append(f"--overwrite: {claim.path} holds {claim.held}; it would be moved aside to "
                            f"{claim.path.name}.old-<timestamp>")
     return claim
-
-
-def _target_device(requested: str, launch, notes: preflight.Notes) -> str:
-    """cpu or cuda for the machines that run the job (Slurm: the GPU nodes); cuda asked for here without a GPU is
-    an error (a note in a dry run)."""
-    from harness.engine.config import target_device
-    device = target_device(requested, launch.launcher)
-    if device == "cuda" and launch.launcher != "slurm":
-        import torch
-        if not torch.cuda.is_available():
-            notes.fail(ReproError("--device cuda, but torch sees no CUDA device on this machine",
-                                  fix="run on a GPU machine, submit with --launcher slurm, or pass --device cpu"))
-    return device
 
 
 def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: preflight.Notes, echo) -> dict:
@@ -208,16 +208,21 @@ def _print_dry_run(job: dict, p: launch_mod.Plan, config_text: str, notes: prefl
 def _execute(job: dict, run_dir: Path, p: launch_mod.Plan, launch, echo: bool) -> dict:
     log_path = run_dir / launch_mod.CONSOLE_LOG
     if launch.launcher == "slurm":
-        job_id = launch_mod.submit_slurm(p, log_path)
+        try:
+            job_id, _ = launch_mod.submit_slurm(p, log_path)
+        except launch_mod.SbatchRefused as exc:
+            return finalize(run_dir, 1, reason=exc.message)
         if not launch.slurm_wait:
             return {"status": "submitted", "slurm_job": job_id, "_run_dir": str(run_dir)}
+        from harness.settle import settle
+        settle(run_dir, wait_s=120)   # the job's own finalize never ran (time limit, cancelled): Slurm's state
         return read_result(run_dir) | {"slurm_job": job_id, "_run_dir": str(run_dir)}
     try:
         rc = launch_mod.supervise(p.argv, log_path, echo=echo)
     except KeyboardInterrupt:
-        finalize(run_dir, 130, reason="interrupted (Ctrl-C)")
+        finalize(run_dir, 130, reason="interrupted (Ctrl-C)", node_rank=launch.node_rank)
         raise
-    return finalize(run_dir, rc)
+    return finalize(run_dir, rc, node_rank=launch.node_rank)
 
 
 def _result_or_raise(record: dict) -> dict:
@@ -232,9 +237,9 @@ def _result_or_raise(record: dict) -> dict:
 def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | None = None,
              data_root: Path | str | None = None, work_dir: Path | str | None = None,
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-             cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
-             device: str = "auto", prepare_only: bool = False, engine: str = "fast",
-             precision: str = "fp32", show_dir: Path | str | None = None, show_limit: int | None = None) -> dict:
+             cfg_options: dict | list | None = None, echo=None, device: str = "auto", engine: str = "fast",
+             precision: str = "fp32", overwrite: bool = False, show_dir: Path | str | None = None,
+             show_limit: int | None = None, prepare_only: bool = False) -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring).
     `engine` fast (batched windows, harness/engine/evaluate_fast.py) or stock (mmseg's loop); `precision`
     fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json."""
@@ -245,7 +250,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     engine_fields = _eval_engine_fields(engine, precision)
     rep.config_path(protocol)
     notes = preflight.Notes(strict=not dry_run)
-    preflight.check_runnable(rep, protocol, "auto", launch.launcher, notes)
+    preflight.check_runnable(rep, protocol, device, launch.launcher, notes)
     ckpt = preflight.resolve_checkpoint(rep, Path(checkpoint) if checkpoint else None, notes)
     ckpt = provenance.checkpoint_provenance(ckpt, provenance.released_sha256(rep)) if ckpt else ckpt
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
@@ -324,8 +329,7 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
           checkpoint_interval: int | None = None, eval_interval: int | None = None, deterministic: bool = False,
           data_root: Path | str | None = None, work_dir: Path | str | None = None,
           launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-          cfg_options: dict | list | None = None, echo=None, overwrite: bool = False,
-          device: str = "auto") -> dict:
+          cfg_options: dict | list | None = None, echo=None, device: str = "auto", overwrite: bool = False) -> dict:
     """Train with the reproduction's recipe, then evaluate (ss); return the result record.
 
     `resume` continues an unfinished run (--work-dir, else the newest) with its own recorded settings; the
@@ -388,10 +392,23 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def rank_failures(run_dir: Path) -> str | None:
+    """The engine's failure lines, rank 0's first (its error is the cause; other ranks' are mostly its echo)."""
+    def rank(path: Path) -> int:
+        suffix = path.stem.removeprefix("failure").removeprefix(".rank")
+        return int(suffix) if suffix.isdigit() else 0
+    lines = []
+    for path in sorted(run_dir.glob("failure*.txt"), key=rank):
+        text = path.read_text(errors="replace").strip()
+        if text:
+            lines.append(text.splitlines()[0] if rank(path) == 0 else f"rank {rank(path)}: {text.splitlines()[0]}")
+    return "; ".join(lines) or None
+
+
 def _failure_reason(run_dir: Path, rc: int) -> str:
-    texts = sorted(run_dir.glob("failure*.txt"))
-    if texts:
-        return texts[0].read_text().strip().splitlines()[0]
+    ranks = rank_failures(run_dir)
+    if ranks:
+        return ranks
     lines = []
     for log in [run_dir / launch_mod.CONSOLE_LOG, *sorted(run_dir.glob("slurm-*.out"))]:   # Slurm: the job's output
         if log.exists():
@@ -416,13 +433,19 @@ def _missing_outputs(run_dir: Path, engine: dict) -> list[str]:
     return missing
 
 
-def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | None = None) -> dict:
-    """Turn the exit code, job.json and engine.json into result.json (atomically); return the record."""
+def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | None = None, node_rank: int = 0,
+             slurm: dict | None = None) -> dict:
+    """Turn the exit code, job.json and engine.json into result.json (atomically); return the record.
+
+    Only node 0 writes result.json; another node (`node_rank` > 0, its own job.node<N>.json) returns its
+    outcome without writing. `slurm`: Slurm's view of the job (harness/settle.py), kept in the record."""
     run_dir = Path(run_dir).resolve()
+    if node_rank > 0:
+        node_job = _read_json(run_dir / launch_mod.job_file(node_rank)) or {}
+        return {"status": "worker-done" if rc == 0 else "failed", "_run_dir": str(run_dir),
+                "kind": node_job.get("kind"), "reproduction": node_job.get("reproduction"),
+                "failure": None if rc == 0 else f"node {node_rank}: {reason or _failure_reason(run_dir, rc)}"}
     job = _read_json(run_dir / launch_mod.JOB_FILE) or {}
-    if job.get("launch", {}).get("node_rank", 0) > 0 and rc == 0:
-        return {"status": "worker-done", "_run_dir": str(run_dir), "kind": job.get("kind"),
-                "reproduction": job.get("reproduction")}
     engine = _read_json(run_dir / ENGINE_FILE) or {}
     finished = _now()
     start = job.get("first_started") or job.get("started") or started
@@ -442,6 +465,11 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         environment = capture_environment(packages=False)
     launch = dict(job.get("launch", {}))
     launch.update(samples_per_gpu=job.get("samples_per_gpu"), accumulate=job.get("accumulate", 1))
+    slurm_job = (_read_json(run_dir / launch_mod.SLURM_FILE) or {}).get("job_id")
+    if slurm_job:
+        launch["slurm_job"] = slurm_job
+    if slurm:
+        launch["slurm_state"] = {k: slurm.get(k) for k in ("JobState", "Reason", "ExitCode", "RunTime", "TimeLimit")}
     launch["total_batch"] = (launch.get("world_size") or 1) * (launch["samples_per_gpu"] or 1) * launch["accumulate"]
     checkpoint = job.get("checkpoint")
     if job.get("kind") == "train":

@@ -136,8 +136,8 @@ def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, sh
 @click.option("--eval-interval", type=int, default=None, help="evaluate every N steps [default: config, 1000]")
 @launch_options
 def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, accumulate, allow_batch_mismatch,
-              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, device, data_root, work_dir,
-              overwrite, cfg_options, dry_run):
+              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, device, data_root,
+              work_dir, overwrite, cfg_options, dry_run):
     """Train with the reproduction's published recipe, then evaluate (ss); writes a run directory + result.json.
 
     Before launching, world size × samples per GPU × --accumulate must equal the published total batch.
@@ -153,5 +153,5 @@ def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, 
                    accumulate=accumulate, allow_batch_mismatch=allow_batch_mismatch, samples_per_gpu=samples_per_gpu,
                    workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval,
                    eval_interval=eval_interval, deterministic=deterministic, data_root=data_root, work_dir=work_dir,
-                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo, overwrite=overwrite,
-                   device=device))
+                   launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo, device=device,
+                   overwrite=overwrite))
