@@ -149,7 +149,7 @@ def test_dry_run_torchrun_two_nodes(repro, tmp_path):
     lines = result.stdout.splitlines()
     py = shlex.quote(sys.executable)
     assert (f"{py} -m torch.distributed.run --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29500 "
-            f"--nproc-per-node 8 -m harness.engine.entry --job {work / 'job.json'}") in lines
+            f"--nproc-per-node 8 -m harness.engine.entry --job {work / 'job.node1.json'}") in lines   # node 1's own file
     assert "# resolved config:" in lines
     assert any("crop_size=(512, 512)" in ln for ln in lines)           # the config is printed
     notes = [ln for ln in lines if ln.startswith("# note: ")]
