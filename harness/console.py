@@ -25,9 +25,10 @@ _verbose: bool | None = None     # None: REPRO_VERBOSE decides
 
 
 def set_verbose(value: bool) -> None:
-    """`--verbose`: stream the engine's whole output to the terminal (it is in console.log either way)."""
+    """`--verbose`: stream the engine's whole output to the terminal (it is in console.log either way). Without the
+    flag, REPRO_VERBOSE still decides."""
     global _verbose
-    _verbose = bool(value)
+    _verbose = True if value else None
 
 
 def verbose() -> bool:

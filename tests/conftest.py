@@ -16,6 +16,8 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("REPRO_RUNS", str(home / "runs"))
     monkeypatch.delenv("REPRO_DATA", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    import harness.console
+    monkeypatch.setattr(harness.console, "_verbose", None)   # a CLI call with --verbose must not reach the next test
     yield
 
 

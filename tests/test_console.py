@@ -112,3 +112,15 @@ def test_plain_lines_stay_about_a_dozen_however_slow_the_machine(monkeypatch):
         clock[0] += 10
         bar.update(1 << 20)
     assert len(printed.getvalue().splitlines()) == 3
+
+
+def test_a_command_without_verbose_leaves_repro_verbose_in_charge(monkeypatch):
+    """The flag's default must not override REPRO_VERBOSE for the rest of the process (it did: set_verbose(False))."""
+    import harness.console as console
+    monkeypatch.setattr(console, "_verbose", None)
+    monkeypatch.setenv("REPRO_VERBOSE", "1")
+    console.set_verbose(False)          # what `repro eval ...` without --verbose does
+    assert console.verbose()
+    console.set_verbose(True)
+    monkeypatch.delenv("REPRO_VERBOSE")
+    assert console.verbose()
