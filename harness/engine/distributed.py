@@ -37,6 +37,17 @@ def init_distributed(launcher: str, device: str | None = None) -> dict:
             "device": "cuda" if cuda else "cpu", "backend": ("nccl" if cuda else "gloo") if distributed else None}
 
 
+def gather_results(results: list, size: int, info: dict, tmpdir: str | None) -> list:
+    """Every rank's per-image results in dataset order on rank 0 ([] elsewhere): mmcv's collect_results_gpu over
+    NCCL on GPUs (no shared filesystem needed), collect_results_cpu through `tmpdir` on CPU processes."""
+    if not info["distributed"]:
+        return results
+    from mmcv.engine import collect_results_cpu, collect_results_gpu
+    if info["device"] == "cuda":
+        return collect_results_gpu(results, size) or []
+    return collect_results_cpu(results, size, tmpdir) or []
+
+
 def wrap_model(model, info: dict, find_unused: bool = False):
     from mmcv.parallel import MMDataParallel, MMDistributedDataParallel
 

@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from harness.engine.distributed import sync_bn_to_bn, wrap_model
+from harness.engine.distributed import gather_results, sync_bn_to_bn, wrap_model
 
 
 def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
@@ -17,7 +17,6 @@ def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
     (results on rank 0 / [] elsewhere, seconds of the loop). bf16 wraps the forward in autocast.
     """
     import torch
-    from mmcv.engine import collect_results_cpu, collect_results_gpu
 
     from harness.engine.precision import forward_context
     from harness.engine.progress import ProgressLines
@@ -36,11 +35,7 @@ def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
         results.extend(dataset.pre_eval(result, indices=batch_indices))
         if bar is not None:
             bar.update(len(result) * info["world_size"])
-    if info["distributed"]:
-        if info["device"] == "cuda":
-            results = collect_results_gpu(results, len(dataset))
-        else:
-            results = collect_results_cpu(results, len(dataset), tmpdir)
+    results = gather_results(results, len(dataset), info, tmpdir)
     seconds = time.perf_counter() - start
     return (results or []), seconds
 

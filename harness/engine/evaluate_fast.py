@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.engine.distributed import gather_results
 from harness.engine.precision import forward_context
 
 CPU_BATCH = 4            # on a CPU the backbone dominates; a few windows per call is as fast as many
@@ -251,7 +252,6 @@ def evaluate_loader_fast(model, loader, info: dict, tmpdir: str | None = None, b
                          precision: str = "fp32", on_prediction=None) -> tuple[list, float]:
     """The fast counterpart of harness.engine.evaluate.evaluate_loader: same per-image results, same order,
     same gathering. `on_prediction(index, pred)` (optional) sees each argmax map on the device."""
-    from mmcv.engine import collect_results_cpu, collect_results_gpu
 
     from harness.engine.progress import ProgressLines
 
@@ -276,10 +276,6 @@ def evaluate_loader_fast(model, loader, info: dict, tmpdir: str | None = None, b
             bar.update(info["world_size"])
     if pending:
         results.extend(pre_eval_format(c) for c in torch.stack(pending).cpu())
-    if info["distributed"]:
-        if info["device"] == "cuda":
-            results = collect_results_gpu(results, len(dataset))
-        else:
-            results = collect_results_cpu(results, len(dataset), tmpdir)
+    results = gather_results(results, len(dataset), info, tmpdir)
     seconds = time.perf_counter() - start
     return (results or []), seconds
