@@ -22,6 +22,15 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def server():
+    """A file server on 127.0.0.1 (tests/fetch/server.py), standing in for the download hosts."""
+    from fetch.server import FileServer  # tests/ is on sys.path (it has no __init__.py)
+    srv = FileServer().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
 def reference() -> Path:
     return DATA
 

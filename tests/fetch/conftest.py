@@ -7,8 +7,6 @@ import hashlib
 import numpy as np
 import pytest
 
-from .server import FileServer
-
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 REPO = "test-org/tiny"
 SEG = "seg/tiny_seg.pth"
@@ -17,13 +15,6 @@ PT = "pt/tiny_pt.pt"
 
 def blob(n: int, seed: int) -> bytes:
     return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
-
-
-@pytest.fixture
-def server():
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

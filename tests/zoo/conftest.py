@@ -10,17 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from fetch.server import FileServer  # tests/fetch/server.py (tests/ is on sys.path: it has no __init__.py)
 
 B0 = "segformer_mit-b0_512x512_160k_ade20k"
 B0_ID = f"mmseg/{B0}"
-
-
-@pytest.fixture
-def server():
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
