@@ -182,18 +182,25 @@ def test_verify_settles_a_job_cancelled_while_pending(slurm_env, slurm_data, tmp
     assert read_result(work)["failure"] == f"Slurm job {job} ended CANCELLED while pending (BeginTime); it never started"
 
 
-def _seconds_per_step(record: dict) -> float:
-    """mmcv's own per-iteration time from a training log (train.log.json, `time` of the train lines)."""
+def _seconds_per_step(record: dict, slurm_data: Path) -> float:
+    """A lower bound of one training step's time in the timed-out job: mmcv's own fastest step from a training
+    log (train.log.json, `time` of the train lines), plus mmcv's IterLoader pause of 2 s at every epoch end
+    ("prevent possible deadlock"), shared by the steps of an epoch. With the 16 training images here an epoch is
+    4 steps of 2 x 2 images, so the pause (0.5 s a step) outweighs the step itself (about 0.1 s); sized from the
+    fastest step alone, the job ran 5 times longer than planned and its resume took 6 minutes."""
     lines = [json.loads(ln) for ln in (Path(record["_path"]).parent / "train.log.json").read_text().splitlines()]
     times = [ln["time"] for ln in lines if ln.get("mode") == "train" and "time" in ln]
-    return min(times) if times else 1.0
+    images = len(list((Path(slurm_data) / "images" / "training").iterdir()))
+    steps_per_epoch = max(1, images // (2 * 2))         # 2 processes x 2 images
+    return (min(times) if times else 0.1) + 2.0 / steps_per_epoch
 
 
 @pytest.fixture(scope="module")
 def timed_out(cluster, torchrun_train, slurm_data, tmp_path_factory):
-    """A training under `--time 1` that needs about 100 s with its start: Slurm kills it after one (limits
-    are checked about every 30 s), after some checkpoints. Its length comes from this machine's fastest step."""
-    steps = int(80 / _seconds_per_step(torchrun_train)) + 4
+    """A training under `--time 1` that needs at least 100 s of steps: Slurm kills it 60 to 90 s after it starts
+    (limits are checked about every 30 s), after some checkpoints, and its resume has 10 to 40 s of steps left.
+    Its length comes from this machine's fastest step."""
+    steps = int(100 / _seconds_per_step(torchrun_train, slurm_data)) + 1
     interval = max(1, steps // 25)
     mp = pytest.MonkeyPatch()
     mp.setenv("SLURM_CONF", str(cluster.conf))
