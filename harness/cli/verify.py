@@ -104,3 +104,41 @@ def report_cmd(runs, out_dir, compare, tier, expected_root):
     index = write_reports(items, out_dir, compare=compare, tier=None if tier == "auto" else tier,
                           expected_root=expected_root)
     click.echo(f"wrote {index}")
+
+
+@cli.command("compare", epilog="""\b
+Examples:
+  repro compare runs/eva02_L_sz512/ss/A runs/mmseg/upernet_beit-large_fp16_8x1_640x640_160k_ade20k/ss/B
+  repro compare runs/eva02_L_sz512/ss/A runs/eva02_L_sz512/ms/B -o reports/ss-vs-ms
+  repro compare runs/batches/20260101T120000Z                  # every run of a `repro batch`
+""")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              help="folder for compare.html (with one page per run and index.html)")
+@click.option("--tier", type=TIER, default="auto", help="tier of the verdicts shown (as for repro verify)")
+@click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="the expected tables and tolerances  [default: expected/ of the repository]")
+def compare_cmd(runs, out_dir, tier, expected_root):
+    """Two or more runs side by side (models, protocols, seeds): a table here and compare.html.
+
+    Each run is judged against its own expected values (published, or the harness baseline); the table shows
+    aAcc/mIoU/mAcc, the expected mIoU, the difference and the verdict. Exit 0 even when a run fails its check:
+    `repro verify` is the command that judges."""
+    from harness.batch import is_batch
+    from harness.errors import ReproError
+    from harness.report import build_pages, write_reports
+    from harness.report.table import comparison_lines
+
+    items = list(runs)
+    if any(is_batch(run) for run in runs):
+        from harness.batch.judge import report_items
+        items = report_items(items)
+    if len(items) < 2:
+        raise ReproError(f"repro compare needs two runs or more, got {len(items)}",
+                         fix="name another run directory (or a batch folder), or use `repro report` for one run")
+    tier = None if tier == "auto" else tier
+    pages = build_pages(items, tier=tier, expected_root=expected_root)
+    for line in comparison_lines(pages):
+        click.echo(line)
+    write_reports(items, out_dir, compare=True, tier=tier, expected_root=expected_root, pages=pages)
+    click.echo(f"wrote {Path(out_dir) / 'compare.html'}")

@@ -269,13 +269,14 @@ def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dic
 
 
 def write_reports(paths, out_dir: Path, compare: bool = False, tier: str | None = None,
-                  expected_root: Path | None = None) -> Path:
-    """Write <out_dir>/<run>.html per run, compare.html (with compare=True) and index.html; returns index.html."""
+                  expected_root: Path | None = None, pages: list[RunPage] | None = None) -> Path:
+    """Write <out_dir>/<run>.html per run, compare.html (with compare=True) and index.html; returns index.html.
+    `pages` (from build_pages) spares reading and verifying the runs again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     expected = load_expected(expected_root)
     env = _environment()
-    pages = build_pages(paths, tier=tier, expected_root=expected_root)
+    pages = pages if pages is not None else build_pages(paths, tier=tier, expected_root=expected_root)
     for page in pages:
         (out_dir / page.file).write_text(_render_run(env, page, expected), encoding="utf-8")
     if compare:

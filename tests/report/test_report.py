@@ -19,28 +19,6 @@ def repro(*args):
 
 
 @pytest.fixture
-def eva02(reference) -> Path:
-    return reference / "eva02"
-
-
-@pytest.fixture
-def lowered_run(eva02, tmp_path) -> Path:
-    """The authors' L-512 ss eval with mIoU 2 points lower and every class with it (a consistent record, judged as a
-    retrain: FAIL), then 2 more points moved from wall to river (the mean unchanged): the class that loses most,
-    and one that gains."""
-    data = json.loads((eva02 / "eval_eva02_L_sz512_ss.json").read_text())
-    scale = (data["metric"]["mIoU"] - 0.02) / data["metric"]["mIoU"]
-    data["metric"]["mIoU"] -= 0.02
-    for key in [k for k in data["metric"] if k.startswith("IoU.")]:
-        data["metric"][key] *= scale
-    data["metric"]["IoU.wall"] -= 0.02
-    data["metric"]["IoU.river"] += 0.02
-    source = tmp_path / "eval_lowered.json"
-    source.write_text(json.dumps(data))
-    return import_result(source, out_dir=tmp_path / "runs" / "lowered")
-
-
-@pytest.fixture
 def train_run(eva02, tmp_path) -> Path:
     """A run record as `repro train` writes it: curves come from its artifacts (log.json + text log)."""
     run_dir = tmp_path / "runs" / "train"
