@@ -97,6 +97,17 @@ def test_random_weights_go_download_eval_verify_report(server, home, monkeypatch
     assert "37.85" in result.output and "configs/segformer/segformer.yml in mmsegmentation" in result.output
     assert "tier released" in result.output and "FAIL" in result.output
 
+    # ms = mmseg's --aug-test: the config's test pipeline with ratios 0.5-1.75 and flip, judged on mIoU(ms+flip)
+    result = repro("eval", B0_ID, "--protocol", "ms", "--data-root", synthetic_val, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    ms_run = next((tmp_path / "runs" / "mmseg" / B0 / "ms").iterdir())
+    assert "img_ratios=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]" in (ms_run / "config.py").read_text()
+    assert "flip=True" in (ms_run / "config.py").read_text()
+    ms_record = json.loads((ms_run / "result.json").read_text())
+    assert ms_record["protocol"] == "ms" and ms_record["metrics"]["mIoU"] != record["metrics"]["mIoU"]
+    result = repro("verify", ms_run)
+    assert result.exit_code == 1 and "38.97" in result.output and "FAIL" in result.output, result.output
+
     result = repro("report", run, "-o", tmp_path / "reports")
     assert result.exit_code == 0, result.output
     pages = [p for p in (tmp_path / "reports").glob("*.html") if p.name != "index.html"]
