@@ -28,8 +28,9 @@ ENGINE_PY = ENGINE_VENV / "bin" / "python"
 STAMP = ENGINE_VENV / ".repro-engine-stamp"
 WHEELHOUSE = Path(os.environ.get("REPRO_WHEELHOUSE", Path.home() / ".cache" / "repro" / "wheelhouse")).expanduser()
 ENGINE_INPUTS = ("requirements-engine.txt", "pyproject.toml", "tools/build_mmcv_wheel.py", "noxfile.py")
+# the published reproductions (a `baseline = true` one is the harness's own, checked by the demo)
 REPRODUCTIONS = sorted(p.parent.name for p in (ROOT / "reproductions").glob("*/reproduction.toml")
-                       if p.parent.name != "eva02_demo")
+                       if not tomllib.loads(p.read_text()).get("baseline"))
 
 # the Pythons the engine is measured on: pyproject.toml's classifiers (noxw reads the same lines)
 SUPPORTED_PYTHONS = [c.rsplit(" :: ", 1)[1] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -269,16 +270,17 @@ def reproduce(session: nox.Session, reproduction: str) -> None:
     """GPU CI job: download → dataset check → eval → verify → report for one reproduction."""
     py = str(install_engine(session))
     repro = [py, "-m", "harness"]
-    protocols = session.run(py, "-c", "import sys; from harness import registry; "
-                            "print(*registry.get(sys.argv[1]).protocols)", reproduction,
-                            silent=True, external=True).split()       # the reproduction's own protocols
+    # the reproduction's own dataset and protocols, from the registry
+    facts = json.loads(session.run(py, "-c", "import json, sys; from harness import registry; "
+                                   "r = registry.get(sys.argv[1]); "
+                                   "print(json.dumps({'dataset': r.dataset, 'protocols': list(r.protocols)}))",
+                                   reproduction, silent=True, external=True))
     session.run(*repro, "download", reproduction, external=True)
-    session.run(*repro, "prepare", "ade20k", "--verify", external=True)
-    for protocol in protocols:
+    session.run(*repro, "prepare", facts["dataset"], "--verify", external=True)
+    for protocol in facts["protocols"]:
         work = ROOT / "runs" / reproduction / protocol / "nox"
-        if work.exists():
-            shutil.rmtree(work)
-        session.run(*repro, "eval", reproduction, "--protocol", protocol, "--work-dir", str(work),
+        again = ["--overwrite"] if work.exists() else []    # the last run is moved aside whole, never deleted
+        session.run(*repro, "eval", reproduction, "--protocol", protocol, "--work-dir", str(work), *again,
                     *session.posargs, external=True)
         session.run(*repro, "verify", str(work), "--tier", "released",
                     "--junitxml", str(work / "verify.xml"), external=True)
