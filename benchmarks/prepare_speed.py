@@ -58,10 +58,10 @@ def time_unzip(archive: Path, dest: Path) -> float:
 
 
 def time_prepare(archive: Path, root: Path, md5: str, sha1: str, counts: dict[str, int]) -> float:
-    from harness.fetch import ade20k
+    from harness.fetch import dataroot
 
     start = time.perf_counter()
-    ade20k.prepare(root, zip_path=archive, md5=md5, sha1=sha1, counts=counts, progress=False)
+    dataroot.prepare(root, zip_path=archive, md5=md5, sha1=sha1, counts=counts, progress=False)
     return time.perf_counter() - start
 
 

@@ -53,13 +53,16 @@ def _logs(run_dir: Path, record: dict) -> str:
 
 
 def prepare_data(settings: DemoSettings) -> Path:
-    from harness.fetch import ade20k, synthetic
+    from harness import registry
+    from harness.fetch import dataroot, synthetic
+    from harness.registry import datasets
 
-    root = settings.work_dir / "data" / "ADEChallengeData2016"
+    dataset = datasets.of(registry.get(DEMO).dataset)      # ade20k-synthetic: ADE20K's layout
+    root = settings.work_dir / "data" / dataset.folder
     # status() already compares every file's size with the manifest: changed/incomplete leftovers are rebuilt
-    force = ade20k.status(root) not in ("missing", "synthetic")
+    force = dataroot.status(root) not in ("missing", "synthetic")
     synthetic.generate(root, settings.train_images, settings.val_images, seed=settings.seed, force=force,
-                       progress=True)
+                       progress=True, dataset=dataset)
     return root
 
 

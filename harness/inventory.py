@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from harness import registry
-from harness.fetch import ade20k, synthetic, weights
+from harness.fetch import dataroot, weights
 from harness.paths import data_root
 from harness.verify.expected import published
 
 
 def _dataset_state(dataset: str) -> str:
-    root = synthetic.default_root() if dataset == "ade20k-synthetic" else data_root(dataset)
-    return f"{ade20k.status(root)} ({root})"
+    """The state of the dataset's default data root (`<id>-synthetic`: its synthetic stand-in's, which REPRO_DATA
+    never moves)."""
+    root = data_root(dataset)
+    return f"{dataroot.status(root)} ({root})"
 
 
 def _weights_state(rep: registry.Reproduction) -> str:

@@ -24,15 +24,18 @@ def weights_dir() -> Path:
     return repro_home() / "weights"
 
 
-def data_root(dataset: str = "ade20k") -> Path:
-    """The prepared dataset's root, e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016. REPRO_DATA moves the real
-    datasets only: a synthetic default there would sit on (and could replace) the real data."""
-    if os.environ.get("REPRO_DATA") and not dataset.endswith("-synthetic"):
+def data_root(dataset: str | None = None) -> Path:
+    """The prepared dataset's root, <REPRO_HOME>/data/<name>/<its folder> (datasets/<id>/dataset.toml names the
+    folder), e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016 and, for its synthetic stand-in,
+    <REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016. REPRO_DATA moves the real datasets only: a synthetic
+    default there would sit on (and could replace) the real data."""
+    from harness.registry import datasets
+
+    dataset = dataset or datasets.DEFAULT
+    found, synthetic = datasets.resolve(dataset)
+    if os.environ.get("REPRO_DATA") and not synthetic:
         return Path(os.environ["REPRO_DATA"]).expanduser().resolve()
-    return repro_home() / "data" / dataset / DATASET_FOLDERS.get(dataset, dataset)
-
-
-DATASET_FOLDERS = {"ade20k": "ADEChallengeData2016", "ade20k-synthetic": "ADEChallengeData2016"}
+    return repro_home() / "data" / dataset / found.folder
 
 
 def downloads_dir() -> Path:

@@ -115,45 +115,34 @@ def _resolve_weights(rep: Reproduction, which: str) -> tuple[Path, str]:
 
 
 def default_data_root(rep: Reproduction) -> Path:
-    if rep.dataset == "ade20k-synthetic":
-        try:
-            from harness.fetch.synthetic import default_root
-            return default_root()
-        except ImportError:
-            pass
+    """The reproduction's dataset's default root (`<id>-synthetic`: the synthetic stand-in's)."""
     return paths.data_root(rep.dataset)
 
 
-def resolve_dataset(rep: Reproduction, data_root: Path | None, split: str, notes: Notes) -> dict:
-    """{"name", "split", "root", "num_images", "manifest_sha256"} of a verified dataset."""
+def resolve_dataset(rep: Reproduction, data_root: Path | None, split: str | None, notes: Notes) -> dict:
+    """{"name", "split", "root", "num_images", "manifest_sha256"} of a verified dataset; split None: the
+    dataset's validation split."""
+    from harness.registry import datasets
+
+    dataset, synthetic = datasets.resolve(rep.dataset)
+    split = split or dataset.val_split
     root = Path(data_root).expanduser().resolve() if data_root else default_data_root(rep)
     record = {"name": rep.dataset, "split": split, "root": str(root), "num_images": None, "manifest_sha256": None}
-    prepare = ("repro prepare ade20k --synthetic 64" if rep.dataset == "ade20k-synthetic" else "repro prepare ade20k")
+    prepare = f"repro prepare {dataset.id}" + (" --synthetic 64" if synthetic else "")
     fix = f"run `{prepare}`" + (f" --data-root {root}" if data_root else "") + " (or pass --data-root DIR)"
-    if not (root / "images" / split).is_dir():
-        notes.fail(ReproError(f"dataset {rep.dataset} not found at {root} (no images/{split})", fix=fix))
+    images = dataset.split(split).images
+    if not (root / images).is_dir():
+        notes.fail(ReproError(f"dataset {rep.dataset} not found at {root} (no {images})", fix=fix))
         return record
     try:
-        facts = _dataset_facts(root, split, fix)
+        from harness.fetch import dataroot
+        # files present with their manifest sizes (`repro prepare --verify` re-hashes them all)
+        facts = dataroot.dataset_facts(root, split, dataset)
     except ReproError as exc:
         notes.fail(exc)
         return record
-    record.update(facts)
+    record.update({k: facts[k] for k in ("num_images", "manifest_sha256", "synthetic")})
     return record
-
-
-def _dataset_facts(root: Path, split: str, fix: str) -> dict:
-    try:
-        from harness.fetch import ade20k
-    except ImportError:
-        ade20k = None
-    if ade20k is not None and hasattr(ade20k, "dataset_facts"):
-        # files present with their manifest sizes (`repro prepare --verify` re-hashes them all)
-        facts = ade20k.dataset_facts(root, split)
-        return {k: facts[k] for k in ("num_images", "manifest_sha256", "synthetic") if k in facts}
-    from harness.fetch import layout
-    manifest = layout.check_manifest(root, deep=False, fix=fix, progress=False)
-    return {"num_images": manifest.get("counts", {}).get(split), "manifest_sha256": manifest["files_sha256"]}
 
 
 def check_runnable(rep: Reproduction, protocol: str, device: str, launcher: str, notes: Notes) -> None:

@@ -253,7 +253,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     preflight.check_runnable(rep, protocol, device, launch.launcher, notes)
     ckpt = preflight.resolve_checkpoint(rep, Path(checkpoint) if checkpoint else None, notes)
     ckpt = provenance.checkpoint_provenance(ckpt, provenance.released_sha256(rep)) if ckpt else ckpt
-    dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
+    dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, None, notes)
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), **rep.settings(protocol),
               "custom_imports": list(rep.custom_imports), "checkpoint": ckpt, "dataset": dataset,
               "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
@@ -364,7 +364,7 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
         batch = {"published_total_batch": rep.training.total_batch, "total_batch": launch.world_size * spg * accumulate,
                  "allow_batch_mismatch": allow_batch_mismatch, "warning": exc.one_line().removeprefix("error: ")}
     pt = preflight.resolve_pretrained(rep, Path(pretrained) if pretrained else None, notes)
-    dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, "validation", notes)
+    dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, None, notes)
     fields = {"reproduction": rep.id, "config": str(rep.train_config_path), "checkpoint": None, "pretrained": pt,
               "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
               "samples_per_gpu": spg, "workers_per_gpu": workers_per_gpu,

@@ -1,10 +1,12 @@
-"""The ADE20K folder layout and its per-file manifest.
+"""A dataset's folder layout, as its dataset.toml describes it, and the data root's per-file manifest.
 
-The data root is the folder mmseg's configs call `data_root` (…/ADEChallengeData2016): it holds
-images/{training,validation}/*.jpg and annotations/{training,validation}/*.png with the same basenames.
-`check_layout` proves the layout (counts, pairing, single-channel uint8 labels in 0..150, matching sizes);
-`write_manifest` records every file's size and sha256 in <root>/repro_manifest.json (written atomically);
-`check_manifest` later finds any missing, extra or changed file, quickly (sizes) or fully (hashes).
+The data root is the folder mmseg's configs call `data_root` (e.g. …/ADEChallengeData2016): per split it holds
+an images folder and an annotations folder (ADE20K: images/training/*.jpg and annotations/training/*.png) whose
+files pair by name. `check_layout` proves the layout (counts, pairing, single-channel uint8 labels in the
+dataset's range, matching sizes); `write_manifest` records every file's size and sha256 in
+<root>/repro_manifest.json (written atomically); `check_manifest` later finds any missing, extra or changed file,
+quickly (sizes) or fully (hashes). Every function that needs the layout takes `dataset` (a registry Dataset, a
+name, or None for ADE20K).
 """
 from __future__ import annotations
 
@@ -17,12 +19,10 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.fetch.hashing import sha256
+from harness.registry import datasets
+from harness.registry.datasets import Dataset
 
 MANIFEST = "repro_manifest.json"
-SPLITS = ("training", "validation")
-PREFIX = {"training": "ADE_train_", "validation": "ADE_val_"}
-NUM_CLASSES = 150           # raw labels 1..150 are classes, 0 is "other" (ignored)
-PUBLISHED_COUNTS = {"training": 20210, "validation": 2000}
 SHOWN = 3                   # problems named in one error line
 
 
@@ -41,12 +41,14 @@ def _raise(root: Path | str, problems: list[Problem], fix: str, title: str) -> N
     raise ReproError(f"{title} in {root}: {shown}{more}", fix=fix)
 
 
-def counts_fix(found: dict[str, int], fix: str) -> str:
+def counts_fix(found: dict[str, int], fix: str, dataset: Dataset | str | None = None) -> str:
     """The fix for a layout whose only fault may be its image counts: say how to accept them."""
-    if len(found) < len(SPLITS):
+    ds = datasets.of(dataset)
+    if len(found) < len(ds.splits):
         return fix
-    return (f"{fix}; if this archive is meant to hold {found['training']} training / {found['validation']} "
-            f"validation images, pass --counts {found['training']},{found['validation']}")
+    train, val = found[ds.train_split], found[ds.val_split]
+    return (f"{fix}; if this archive is meant to hold {train} {ds.train_split} / {val} {ds.val_split} images, "
+            f"pass --counts {train},{val}")
 
 
 def list_files(root: Path) -> list[str]:
@@ -63,15 +65,17 @@ def list_files(root: Path) -> list[str]:
 
 
 def check_layout(root: Path, counts: dict[str, int] | None = None, fix: str = "", check_labels: bool = True,
-                 progress: bool = True, where: str | None = None) -> dict[str, int]:
-    """Raise ReproError naming the offending files unless root is a complete ADE20K-format dataset.
+                 progress: bool = True, where: str | None = None, dataset: Dataset | str | None = None
+                 ) -> dict[str, int]:
+    """Raise ReproError naming the offending files unless root is a complete dataset in `dataset`'s format.
 
-    counts: the expected number of images per split (default: the published 20,210 / 2,000).
+    counts: the expected number of images per split (default: the published ones, ADE20K's 20,210 / 2,000).
     where: what the error names instead of root (e.g. the archive, when root is a staging folder).
     Returns the image count per split.
     """
-    fix = fix or "run `repro prepare ade20k` again"
-    pairs, found = check_names(list_files(root), counts, fix, where or root)
+    ds = datasets.of(dataset)
+    fix = fix or f"run `repro prepare {ds.id}` again"
+    pairs, found = check_names(list_files(root), counts, fix, where or root, ds)
     if check_labels:
         iterator = pairs
         if progress and len(pairs) > 500:
@@ -80,22 +84,25 @@ def check_layout(root: Path, counts: dict[str, int] | None = None, fix: str = ""
         facts = {}
         for img_rel, ann_rel in iterator:
             facts[img_rel] = image_facts(root / img_rel)
-            facts[ann_rel] = annotation_facts(root / ann_rel)
-        check_pairs(pairs, facts, fix, where or root)
+            facts[ann_rel] = annotation_facts(root / ann_rel, ds.raw_ignored)
+        check_pairs(pairs, facts, fix, where or root, ds)
     return found
 
 
-def check_names(paths: list[str], counts: dict[str, int] | None, fix: str, where: Path | str
-                ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+def check_names(paths: list[str], counts: dict[str, int] | None, fix: str, where: Path | str,
+                dataset: Dataset | str | None = None) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """The layout from file names alone (relative to the data root): folders, names, pairing, counts.
     Raises ReproError naming the offending files; returns the (image, annotation) pairs and the count per split."""
-    counts = PUBLISHED_COUNTS if counts is None else counts
+    ds = datasets.of(dataset)
+    counts = ds.counts if counts is None else counts
+    img_ext, ann_ext = ds.image_suffix, ds.annotation_suffix
+    digits = "N" * ds.digits
     problems: list[Problem] = []
     pairs: list[tuple[str, str]] = []
     found: dict[str, int] = {}
     miscounted = False
-    for split in SPLITS:
-        img_dir, ann_dir = f"images/{split}/", f"annotations/{split}/"
+    for split in ds.splits:
+        img_dir, ann_dir = f"{split.images}/", f"{split.annotations}/"
         images = {p[len(img_dir):]: p for p in paths if p.startswith(img_dir)}
         annotations = {p[len(ann_dir):]: p for p in paths if p.startswith(ann_dir)}
         missing = [Problem(d, "folder missing") for d, entries in ((img_dir, images), (ann_dir, annotations))
@@ -103,34 +110,35 @@ def check_names(paths: list[str], counts: dict[str, int] | None, fix: str, where
         if missing:
             problems += missing
             continue
-        pattern = re.compile(re.escape(PREFIX[split]) + r"\d{8}\.(jpg|png)$")
-        image_stems = {name[:-4] for name in images if name.endswith(".jpg")}
-        annotation_stems = {name[:-4] for name in annotations if name.endswith(".png")}
+        stem_of = re.compile(re.escape(split.prefix) + rf"\d{{{ds.digits}}}")
+        image_stems = {name[:-len(img_ext)] for name in images if name.endswith(img_ext)}
+        annotation_stems = {name[:-len(ann_ext)] for name in annotations if name.endswith(ann_ext)}
         for name, rel in sorted(images.items()):
-            stem = name[:-4]
-            if not name.endswith(".jpg") or not pattern.match(name):
-                problems.append(Problem(rel, f"unexpected file (expected {PREFIX[split]}NNNNNNNN.jpg)"))
+            stem = name[:-len(img_ext)]
+            if not name.endswith(img_ext) or not stem_of.fullmatch(stem):
+                problems.append(Problem(rel, f"unexpected file (expected {split.prefix}{digits}{img_ext})"))
             elif stem not in annotation_stems:
-                problems.append(Problem(rel, f"no annotation {ann_dir}{stem}.png"))
+                problems.append(Problem(rel, f"no annotation {ann_dir}{stem}{ann_ext}"))
             else:
-                pairs.append((rel, f"{ann_dir}{stem}.png"))
+                pairs.append((rel, f"{ann_dir}{stem}{ann_ext}"))
         for name, rel in sorted(annotations.items()):
-            if not name.endswith(".png") or not pattern.match(name):
-                problems.append(Problem(rel, f"unexpected file (expected {PREFIX[split]}NNNNNNNN.png)"))
-            elif name[:-4] not in image_stems:
-                problems.append(Problem(rel, f"annotation without an image {img_dir}{name[:-4]}.jpg"))
-        found[split] = len(image_stems)
-        if split in counts and found[split] != counts[split]:
-            problems.append(Problem(img_dir, f"{found[split]} images, expected {counts[split]}"))
+            stem = name[:-len(ann_ext)]
+            if not name.endswith(ann_ext) or not stem_of.fullmatch(stem):
+                problems.append(Problem(rel, f"unexpected file (expected {split.prefix}{digits}{ann_ext})"))
+            elif stem not in image_stems:
+                problems.append(Problem(rel, f"annotation without an image {img_dir}{stem}{img_ext}"))
+        found[split.name] = len(image_stems)
+        if split.name in counts and found[split.name] != counts[split.name]:
+            problems.append(Problem(img_dir, f"{found[split.name]} images, expected {counts[split.name]}"))
             miscounted = True
     if problems:
-        _raise(where, problems, counts_fix(found, fix) if miscounted else fix, "ADE20K layout check failed")
+        _raise(where, problems, counts_fix(found, fix, ds) if miscounted else fix, f"{ds.title} layout check failed")
     return pairs, found
 
 
 # What the label check needs of one file, from its path or its bytes (so extraction can check as it writes):
 # an image: ("image", format, size) or ("unreadable", message); an annotation: ("annotation", mode, size, ndim,
-# uint8, max label) or ("unreadable", message).
+# uint8, largest label other than the raw value that marks ignored pixels) or ("unreadable", message).
 
 def image_facts(src: Path | bytes) -> tuple:
     if isinstance(src, bytes) and (size := jpeg_size(src)):
@@ -170,7 +178,8 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def annotation_facts(src: Path | bytes) -> tuple:
+def annotation_facts(src: Path | bytes, ignored: int = 0) -> tuple:
+    """ignored: the dataset's raw value for pixels the metric skips (Dataset.raw_ignored; ADE20K's 0)."""
     import numpy as np
     from PIL import Image
 
@@ -181,6 +190,9 @@ def annotation_facts(src: Path | bytes) -> tuple:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return ("unreadable", str(exc))
     top = int(labels.max()) if labels.size and labels.dtype == np.uint8 else 0
+    if top == ignored and ignored != 0:      # the mask costs a pass: only when the largest value is the ignored one
+        rest = labels[labels != ignored]
+        top = int(rest.max()) if rest.size else 0
     return ("annotation", mode, size, labels.shape, labels.dtype == np.uint8, top)
 
 
@@ -189,9 +201,21 @@ def _stream(src: Path | bytes):
     return io.BytesIO(src) if isinstance(src, bytes) else src
 
 
-def check_pairs(pairs: list[tuple[str, str]], facts: dict[str, tuple], fix: str, where: Path | str) -> None:
-    """Raise ReproError naming the first bad pairs: unreadable files, labels not single-channel uint8 in 0..150,
-    an annotation of another size than its image."""
+def label_range(dataset: Dataset | str | None = None) -> str:
+    """The raw values an annotation may hold, as the error names them: ADE20K's "0..150"."""
+    ds = datasets.of(dataset)
+    if ds.reduce_zero_label:
+        return f"0..{ds.num_classes}"
+    return f"0..{ds.num_classes - 1} and {ds.ignore_index}"
+
+
+def check_pairs(pairs: list[tuple[str, str]], facts: dict[str, tuple], fix: str, where: Path | str,
+                dataset: Dataset | str | None = None) -> None:
+    """Raise ReproError naming the first bad pairs: unreadable files, labels not single-channel uint8 in the
+    dataset's range (ADE20K: 0..150), an annotation of another size than its image. `facts` must come from
+    annotation_facts with the dataset's raw_ignored."""
+    ds = datasets.of(dataset)
+    top_label = ds.raw_labels[-1]
     problems: list[Problem] = []
     for img_rel, ann_rel in pairs:
         img, ann = facts[img_rel], facts[ann_rel]
@@ -209,12 +233,12 @@ def check_pairs(pairs: list[tuple[str, str]], facts: dict[str, tuple], fix: str,
             problems.append(Problem(ann_rel, f"annotation must be single-channel uint8, found mode {mode} "
                                              f"shape {shape}"))
             continue
-        if top > NUM_CLASSES:
-            problems.append(Problem(ann_rel, f"label value {top} outside 0..{NUM_CLASSES}"))
+        if top > top_label:
+            problems.append(Problem(ann_rel, f"label value {top} outside {label_range(ds)}"))
         if tuple(ann_size) != tuple(img_size):
             problems.append(Problem(ann_rel, f"size {tuple(ann_size)} differs from its image's {tuple(img_size)}"))
     if problems:
-        _raise(where, problems, fix, "ADE20K annotation check failed")
+        _raise(where, problems, fix, f"{ds.title} annotation check failed")
 
 
 # ----------------------------------------------------------------------------------------------- manifest
@@ -229,7 +253,7 @@ def files_digest(files: dict[str, list]) -> str:
 
 
 def write_manifest(root: Path, origin: dict, counts: dict[str, int], progress: bool = True,
-                   files: dict[str, list] | None = None) -> dict:
+                   files: dict[str, list] | None = None, dataset: Dataset | str | None = None) -> dict:
     """Write <root>/repro_manifest.json atomically and return the manifest. files: {path: [size, sha256]} of
     every file under root when the caller hashed them as it wrote them; else every file is hashed here."""
     if files is None:
@@ -244,7 +268,7 @@ def write_manifest(root: Path, origin: dict, counts: dict[str, int], progress: b
             files[rel] = [p.stat().st_size, sha256(p, progress=False)]
     manifest = {
         "format": 1,
-        "dataset": "ade20k",
+        "dataset": datasets.of(dataset).id,
         "origin": origin,
         "counts": counts,
         "algorithm": "sha256",
@@ -257,16 +281,17 @@ def write_manifest(root: Path, origin: dict, counts: dict[str, int], progress: b
     return manifest
 
 
-def read_manifest(root: Path, fix: str = "") -> dict:
+def read_manifest(root: Path, fix: str = "", dataset: str = datasets.DEFAULT) -> dict:
+    """dataset: the id the messages name when root holds no readable manifest to say which it is."""
     path = root / MANIFEST
     try:
         manifest = json.loads(path.read_text())
         manifest["files"], manifest["files_sha256"]
     except FileNotFoundError:
-        raise ReproError(f"{root} has no manifest {MANIFEST}: it was not prepared by `repro prepare ade20k`",
-                         fix=fix or "run `repro prepare ade20k`") from None
+        raise ReproError(f"{root} has no manifest {MANIFEST}: it was not prepared by `repro prepare {dataset}`",
+                         fix=fix or f"run `repro prepare {dataset}`") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReproError(f"{path} is unreadable ({exc})", fix=fix or "run `repro prepare ade20k` again") from None
+        raise ReproError(f"{path} is unreadable ({exc})", fix=fix or f"run `repro prepare {dataset}` again") from None
     return manifest
 
 
@@ -299,5 +324,6 @@ def check_manifest(root: Path, deep: bool = True, fix: str = "", progress: bool 
     manifest = read_manifest(root, fix)
     problems = manifest_problems(root, manifest, deep, progress)
     if problems:
-        _raise(root, problems, fix or "run `repro prepare ade20k` again", "dataset differs from its manifest")
+        dataset = manifest.get("dataset") or datasets.DEFAULT
+        _raise(root, problems, fix or f"run `repro prepare {dataset}` again", "dataset differs from its manifest")
     return manifest

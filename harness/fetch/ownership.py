@@ -1,7 +1,8 @@
 """Which data roots the harness may replace, and one preparation per data root at a time.
 
 A data root is ours when it holds our manifest (layout.MANIFEST): only then may `--force` replace it, and a
-synthetic dataset may replace only a synthetic one. Anything else is refused, whatever the flags.
+synthetic dataset may replace only a synthetic one, and a real dataset only one of the same id. Anything else is
+refused, whatever the flags.
 `root_lock` serialises the commands preparing one data root on this machine; the lock files live under
 <REPRO_HOME>/locks so the user's folders hold nothing but the dataset.
 """
@@ -14,23 +15,35 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.fetch import atomic, layout
-
-SYNTHETIC_DEFAULT = "<REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016"
+from harness.registry import datasets
 
 
 def origin_kind(root: Path) -> str | None:
-    """'ade20k' or 'synthetic' for a root holding our manifest; None for anything else."""
+    """'synthetic', or the dataset's id ('ade20k') for a real one, for a root holding our manifest; None for
+    anything else."""
     try:
         manifest = layout.read_manifest(root)
     except ReproError:
         return None
-    if manifest.get("dataset") != "ade20k":
+    dataset = manifest.get("dataset")
+    if not isinstance(dataset, str) or not dataset:
         return None
-    return (manifest.get("origin") or {}).get("kind") or "ade20k"
+    return "synthetic" if (manifest.get("origin") or {}).get("kind") == "synthetic" else dataset
 
 
-def check_replaceable(root: Path, by: str) -> None:
-    """Raise unless root is missing, empty, or a dataset we made that a `by` ('ade20k'/'synthetic') may replace."""
+def _title(dataset_id: str) -> str:
+    known = datasets.all_datasets()
+    return known[dataset_id].title if dataset_id in known else dataset_id
+
+
+def synthetic_default(dataset_id: str) -> str:
+    """Where `repro prepare <id> --synthetic N` puts its data unless told, as the messages spell it."""
+    return f"<REPRO_HOME>/data/{dataset_id}{datasets.SYNTHETIC}/{datasets.get(dataset_id).folder}"
+
+
+def check_replaceable(root: Path, by: str, dataset: str = datasets.DEFAULT) -> None:
+    """Raise unless root is missing, empty, or a dataset we made that `by` may replace: by = 'synthetic' (a
+    synthetic stand-in for `dataset`) or a dataset id (its real data)."""
     if not (root.exists() or root.is_symlink()) or atomic.is_empty_dir(root):
         return
     kind = origin_kind(root) if root.is_dir() and not root.is_symlink() else None
@@ -39,8 +52,12 @@ def check_replaceable(root: Path, by: str) -> None:
                          f"it is never replaced or deleted",
                          fix="move them away, or choose another --data-root")
     if by == "synthetic" and kind != "synthetic":
-        raise ReproError(f"{root} holds a real ADE20K dataset, which is never replaced by a synthetic one",
-                         fix=f"choose another --data-root for the synthetic dataset (default {SYNTHETIC_DEFAULT})")
+        raise ReproError(f"{root} holds a real {_title(kind)} dataset, which is never replaced by a synthetic one",
+                         fix=f"choose another --data-root for the synthetic dataset (default "
+                             f"{synthetic_default(dataset)})")
+    if by != "synthetic" and kind not in ("synthetic", by):
+        raise ReproError(f"{root} holds the {_title(kind)} dataset, which is never replaced by {_title(by)}",
+                         fix=f"choose another --data-root for {_title(by)}")
 
 
 def lock_path(root: Path) -> Path:

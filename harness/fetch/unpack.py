@@ -4,7 +4,8 @@ in memory. Members are spread over worker processes (one per CPU), so extraction
 in parallel; the archive's own md5/sha1 is computed meanwhile by `ArchiveDigests` in a thread of the caller.
 
     digests = ArchiveDigests(zip_path, md5, sha1)
-    files, facts = unpack(zip_path, [(member name, path in dest), ...], dest, alongside=digests.start)
+    files, facts = unpack(zip_path, [(member name, path in dest), ...], dest, alongside=digests.start,
+                          pairs=[(image, annotation), ...], dataset=dataset)
     digests.check()         # raises ChecksumMismatch
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from harness.errors import ReproError
 from harness.fetch import layout
 from harness.fetch.hashing import file_hashes
+from harness.registry import datasets
+from harness.registry.datasets import Dataset
 
 CHUNK = 64                  # members per task: large enough to amortise the hand-over, small for an even spread
 MAX_WORKERS = 8
@@ -35,11 +38,11 @@ def workers() -> int:
     return max(1, min(MAX_WORKERS, cpus))
 
 
-def _facts(rel: str, data: bytes) -> tuple | None:
-    if rel.startswith("images/") and rel.endswith(".jpg"):
+def _facts(kind: str | None, data: bytes, ignored: int) -> tuple | None:
+    if kind == "image":
         return layout.image_facts(data)
-    if rel.startswith("annotations/") and rel.endswith(".png"):
-        return layout.annotation_facts(data)
+    if kind == "annotation":
+        return layout.annotation_facts(data, ignored)
     return None
 
 
@@ -50,12 +53,13 @@ def _open(zip_path: str | None) -> None:
     _zip = zipfile.ZipFile(zip_path) if zip_path else None
 
 
-def _extract_chunk(task: tuple[str, list[tuple[str, str]]]) -> list[tuple[str, int, str, tuple | None]]:
-    """Extract (member, rel) pairs of the open archive into dest; return (rel, size, sha256, facts) of each.
+def _extract_chunk(task: tuple[str, list[tuple[str, str, str | None]], int]
+                   ) -> list[tuple[str, int, str, tuple | None]]:
+    """Extract (member, rel, kind) of the open archive into dest; return (rel, size, sha256, facts) of each.
     An error comes back as ("", member, message, None) so the caller raises one ReproError."""
-    dest, members = task
+    dest, members, ignored = task
     out = []
-    for name, rel in members:
+    for name, rel, kind in members:
         try:
             data = _zip.read(name)
             target = os.path.join(dest, rel)
@@ -63,7 +67,7 @@ def _extract_chunk(task: tuple[str, list[tuple[str, str]]]) -> list[tuple[str, i
                 fh.write(data)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, _zlib_error()) as exc:
             return [("", name, str(exc), None)]          # "" is no file's path: marks the error
-        out.append((rel, len(data), hashlib.sha256(data).hexdigest(), _facts(rel, data)))
+        out.append((rel, len(data), hashlib.sha256(data).hexdigest(), _facts(kind, data, ignored)))
     return out
 
 
@@ -73,19 +77,24 @@ def _zlib_error():
 
 
 def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress: bool = True,
-           processes: int | None = None, alongside: Callable[[], None] | None = None
+           processes: int | None = None, alongside: Callable[[], None] | None = None,
+           pairs: list[tuple[str, str]] = (), dataset: Dataset | str | None = None
            ) -> tuple[dict[str, list], dict[str, tuple]]:
     """Extract `members` ((name in the zip, path under dest)) into dest, which exists and is empty.
     `alongside` is called once the worker processes exist (so a thread it starts is not running when they fork).
+    `pairs` are the (image, annotation) paths layout.check_names found: those files get label-check facts.
     Returns ({rel: [size, sha256]}, {rel: label-check facts}) for the manifest and layout.check_pairs."""
+    ds = datasets.of(dataset)
     rels = [rel for _, rel in members]
     if len(set(rels)) != len(rels):
         twice = sorted({r for r in rels if rels.count(r) > 1})[:3]
-        raise ReproError(f"{zip_path} holds {', '.join(twice)} more than once: not the ADE20K archive",
+        raise ReproError(f"{zip_path} holds {', '.join(twice)} more than once: not the {ds.title} archive",
                          fix="pass the right file with --zip, or the right mirror with --url")
     for folder in sorted({os.path.dirname(rel) for rel in rels}):
         (dest / folder).mkdir(parents=True, exist_ok=True)
-    tasks = [(str(dest), members[i:i + CHUNK]) for i in range(0, len(members), CHUNK)]
+    kinds = {**{image: "image" for image, _ in pairs}, **{annotation: "annotation" for _, annotation in pairs}}
+    typed = [(name, rel, kinds.get(rel)) for name, rel in members]
+    tasks = [(str(dest), typed[i:i + CHUNK], ds.raw_ignored) for i in range(0, len(typed), CHUNK)]
     processes = processes or workers()
     bar = None
     if progress:
@@ -111,7 +120,7 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
                 for rel, size, digest, fact in chunk:
                     if rel == "":
                         raise ReproError(f"{zip_path}: member {size} is damaged ({digest})",
-                                         fix="delete the zip and run `repro prepare ade20k` again")
+                                         fix=f"delete the zip and run `repro prepare {ds.id}` again")
                     files[rel] = [size, digest]
                     if fact is not None:
                         facts[rel] = fact
@@ -137,13 +146,14 @@ class ChecksumMismatch(ReproError):
     """The archive's md5/sha1 differs from the expected one."""
 
 
-def check_digests(path: Path, digests: dict[str, str], md5: str | None, sha1: str | None) -> dict[str, str]:
+def check_digests(path: Path, digests: dict[str, str], md5: str | None, sha1: str | None,
+                  dataset: str = datasets.DEFAULT) -> dict[str, str]:
     for name, want in (("md5", md5), ("sha1", sha1)):
         if want and digests[name] != want.lower():
             raise ChecksumMismatch(f"{path} has {name} {digests[name]}, expected {want}: the archive is truncated, "
                                    f"corrupt or another file",
-                                   fix="delete it and run `repro prepare ade20k` again (or pass --zip with the right "
-                                       "file; --md5/--sha1 only if you trust this one)")
+                                   fix=f"delete it and run `repro prepare {dataset}` again (or pass --zip with the "
+                                       f"right file; --md5/--sha1 only if you trust this one)")
     return digests
 
 
@@ -151,8 +161,8 @@ class ArchiveDigests:
     """md5/sha1 of the archive, computed in a thread (from `start()`) while it is being extracted; `check()` waits
     and raises ChecksumMismatch, if any. Hashing releases the GIL, so the thread barely slows the extraction."""
 
-    def __init__(self, path: Path, md5: str | None, sha1: str | None):
-        self.path, self.md5, self.sha1 = path, md5, sha1
+    def __init__(self, path: Path, md5: str | None, sha1: str | None, dataset: str = datasets.DEFAULT):
+        self.path, self.md5, self.sha1, self.dataset = path, md5, sha1, dataset
         self.digests: dict[str, str] = {}
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="archive-digests", daemon=True)
@@ -173,4 +183,4 @@ class ArchiveDigests:
             self.thread.join()
         if self.error is not None:
             raise self.error
-        return check_digests(self.path, self.digests, self.md5, self.sha1)
+        return check_digests(self.path, self.digests, self.md5, self.sha1, self.dataset)

@@ -19,7 +19,8 @@ from PIL import Image
 
 from harness.cli import cli
 from harness.errors import ReproError
-from harness.fetch import ade20k, layout, synthetic
+from harness.fetch import dataroot, layout, synthetic
+from harness.registry import datasets
 
 COUNTS = "6,3"
 
@@ -65,12 +66,12 @@ def served(server, good_zip):
 
 def test_download_extract_verify_and_facts(home, tmp_path, served, server):
     root = tmp_path / "data" / "ADEChallengeData2016"
-    assert ade20k.status(root) == "missing"
+    assert dataroot.status(root) == "missing"
     result = prepare("--url", served["url"], "--data-root", str(root), *hashes(served))
     assert result.exit_code == 0, result.output
     assert f"ADE20K ready at {root}: 6 training / 3 validation images" in result.output
-    assert ade20k.status(root) == "ready"
-    facts = ade20k.dataset_facts(root)
+    assert dataroot.status(root) == "ready"
+    facts = dataroot.dataset_facts(root)
     assert facts == {"root": str(root), "split": "validation", "num_images": 3,
                      "manifest_sha256": layout.read_manifest(root)["files_sha256"], "synthetic": False}
     assert (root / "objectInfo150.txt").is_file() and not (root / "ADEChallengeData2016").exists()
@@ -102,12 +103,12 @@ def test_cut_transfer_resumes_in_the_same_and_the_next_command(home, tmp_path, s
     server.plan(served["route"], ("cut", cut), ("status", 404))
     result = prepare("--url", served["url"], "--data-root", str(root), *hashes(served))
     assert result.exit_code == 2 and "HTTP 404" in result.output
-    assert ade20k.status(root) == "missing"
+    assert dataroot.status(root) == "missing"
     assert (home / "downloads" / "ADEChallengeData2016.zip.part").stat().st_size == cut
     assert prepare("--url", served["url"], "--data-root", str(root), *hashes(served)).exit_code == 0
     assert server.gets(served["route"])[-1].range == f"bytes={cut}-"
     assert server.sent(served["route"]) == served["size"]
-    assert ade20k.status(root) == "ready"
+    assert dataroot.status(root) == "ready"
 
 
 def test_corrupt_byte_is_caught_and_moved_aside(home, tmp_path, served, server):
@@ -119,7 +120,7 @@ def test_corrupt_byte_is_caught_and_moved_aside(home, tmp_path, served, server):
     downloads = home / "downloads"
     assert not (downloads / "ADEChallengeData2016.zip").exists()
     assert len(list(downloads.glob("ADEChallengeData2016.zip.bad-*"))) == 1
-    assert ade20k.status(root) == "missing"
+    assert dataroot.status(root) == "missing"
     result = prepare("--url", served["url"], "--data-root", str(root), *hashes(served))
     assert result.exit_code == 0, result.output
     assert server.gets(served["route"])[-1].range is None, "started over, not resumed from a bad file"
@@ -133,7 +134,7 @@ def test_http_errors(home, tmp_path, served, server, fault, message):
     result = prepare("--url", served["url"], "--data-root", str(root), *hashes(served))
     assert result.exit_code == 2
     assert f"downloading {served['url']} failed: {message}" in result.output
-    assert ade20k.status(root) == "missing"
+    assert dataroot.status(root) == "missing"
     assert not (home / "downloads" / "ADEChallengeData2016.zip").exists()
 
 
@@ -165,8 +166,8 @@ def test_truncated_and_wrong_zips(home, tmp_path, good_zip):
     assert result.exit_code == 2 and "holds no files under ADEChallengeData2016/" in result.output
     # the published checksums are the default: a generated zip cannot pass them
     result = prepare("--zip", str(good_zip["path"]), "--data-root", str(root), "--counts", COUNTS)
-    assert result.exit_code == 2 and f"expected {ade20k.source()['md5']}" in result.output
-    assert ade20k.status(root) == "missing"
+    assert result.exit_code == 2 and f"expected {datasets.get('ade20k').archive.md5}" in result.output
+    assert dataroot.status(root) == "missing"
 
 
 def _drop(rel):
@@ -205,7 +206,7 @@ def test_layout_faults_name_the_file(home, tmp_path, mutate, message):
     assert result.exit_code == 2
     assert message in result.output
     assert not root.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".ADE")]
-    assert ade20k.status(root) == "missing"
+    assert dataroot.status(root) == "missing"
 
 
 def test_verify_finds_missing_extra_and_changed_files(home, tmp_path, good_zip):
@@ -214,7 +215,7 @@ def test_verify_finds_missing_extra_and_changed_files(home, tmp_path, good_zip):
     img = root / "images/validation/ADE_val_00000001.jpg"
     data = img.read_bytes()
     img.write_bytes(data[:500] + bytes([data[500] ^ 1]) + data[501:])        # same size, one bit
-    assert ade20k.status(root) == "ready"                                      # sizes only
+    assert dataroot.status(root) == "ready"                                      # sizes only
     result = prepare("--verify", "--data-root", str(root))
     assert result.exit_code == 2
     assert "images/validation/ADE_val_00000001.jpg: changed (sha256 differs from the manifest)" in result.output
@@ -222,27 +223,27 @@ def test_verify_finds_missing_extra_and_changed_files(home, tmp_path, good_zip):
     img.write_bytes(data)
     (root / "annotations/training/ADE_train_00000002.png").unlink()
     (root / "images/validation/notes.txt").write_text("x")
-    assert ade20k.status(root) == "changed"
+    assert dataroot.status(root) == "changed"
     result = prepare("--verify", "--data-root", str(root))
     assert "annotations/training/ADE_train_00000002.png: missing" in result.output
     assert "images/validation/notes.txt: extra file, not in the manifest" in result.output
     with pytest.raises(ReproError, match="ADE_train_00000002.png: missing"):
-        ade20k.dataset_facts(root)
+        dataroot.dataset_facts(root)
     # a root that is not prepared is refused, not overwritten
     result = prepare("--zip", str(good_zip["path"]), "--data-root", str(root), *hashes(good_zip))
     assert result.exit_code == 2 and "--force" in result.output
     assert prepare("--zip", str(good_zip["path"]), "--data-root", str(root), *hashes(good_zip), "--force").exit_code == 0
-    assert ade20k.verify(root)["counts"] == {"training": 6, "validation": 3}
+    assert dataroot.verify(root)["counts"] == {"training": 6, "validation": 3}
 
 
 def test_synthetic_status_and_facts(tmp_path):
     root = synthetic.generate(tmp_path / "ADEChallengeData2016", 8, 2)
-    assert ade20k.status(root) == "synthetic"
-    assert ade20k.dataset_facts(root)["synthetic"] is True
-    assert ade20k.dataset_facts(root, "training")["num_images"] == 8
+    assert dataroot.status(root) == "synthetic"
+    assert dataroot.dataset_facts(root)["synthetic"] is True
+    assert dataroot.dataset_facts(root, "training")["num_images"] == 8
     (root / "images/training/ADE_train_00000001.jpg").unlink()
     with pytest.raises(ReproError) as info:
-        ade20k.verify(root)
+        dataroot.verify(root)
     assert "--synthetic 8 --val 2 --seed 0" in info.value.fix
 
 
@@ -267,7 +268,7 @@ def test_killed_extraction_leaves_the_data_root_as_it_was(home, tmp_path, good_z
     proc.wait()
     assert layout.read_manifest(root)["files_sha256"] == before
     layout.check_manifest(root, deep=True)
-    assert ade20k.status(root) == "ready"
+    assert dataroot.status(root) == "ready"
     # the next run removes the dead process's staging folder and completes
     assert prepare("--zip", str(big["path"]), "--data-root", str(root), "--force", *hashes(big)).exit_code == 0
     assert not staging.exists()
@@ -287,7 +288,7 @@ def test_layout_error_names_the_archive_and_the_counts_flag(home, tmp_path, good
     assert str(good_zip["path"]) in line
     assert "images/training/: 6 images, expected 20210" in line
     assert "--counts 6,3" in line
-    assert ade20k.status(root) == "missing"
+    assert dataroot.status(root) == "missing"
     assert prepare("--zip", str(good_zip["path"]), "--data-root", str(root), *hashes(good_zip)).exit_code == 0
 
 
@@ -297,18 +298,19 @@ def test_unpack_hashes_and_checks_what_it_writes(tmp_path, processes):
     those of the files it wrote, and a bad label is found wherever its chunk lands."""
     from harness.fetch import unpack
     bad = make_zip(tmp_path / "bad.zip", _label(151), filler=150)          # 170 members: several chunks
-    members = ade20k.list_members(bad["path"], "ADEChallengeData2016")
+    members = dataroot.list_members(bad["path"], "ADEChallengeData2016")
     dest = tmp_path / "out"
     dest.mkdir()
-    files, facts = unpack.unpack(bad["path"], members, dest, progress=False, processes=processes)
+    pairs, found = layout.check_names([rel for _, rel in members], {"training": 6, "validation": 3}, "fix", "here")
+    assert found == {"training": 6, "validation": 3}
+    files, facts = unpack.unpack(bad["path"], members, dest, progress=False, processes=processes, pairs=pairs)
     assert sorted(files) == layout.list_files(dest) and len(files) == len(members)
+    assert sorted(facts) == sorted(rel for pair in pairs for rel in pair), "facts of every paired file, no other"
     for rel, (size, digest) in files.items():
         data = (dest / rel).read_bytes()
         assert size == len(data) and digest == hashlib.sha256(data).hexdigest()
     for rel, fact in facts.items():
         reader = layout.image_facts if rel.endswith(".jpg") else layout.annotation_facts
         assert fact == reader(dest / rel), rel
-    pairs, found = layout.check_names(list(files), {"training": 6, "validation": 3}, "fix", "here")
-    assert found == {"training": 6, "validation": 3}
     with pytest.raises(ReproError, match="ADE_val_00000002.png: label value 151 outside 0..150"):
         layout.check_pairs(pairs, facts, "fix", "here")

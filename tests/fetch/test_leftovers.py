@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from harness.fetch import ade20k, atomic, layout
+from harness.fetch import atomic, dataroot, layout
 
 from .test_ade20k import hashes, make_zip, prepare
 
@@ -39,7 +39,7 @@ def test_two_prepares_into_one_root_both_succeed(home, tmp_path):
     for proc, (out, err) in zip(procs, outs):
         assert proc.returncode == 0, err[-2000:]
         assert "ADE20K ready at" in out
-    assert ade20k.status(root) == "ready"
+    assert dataroot.status(root) == "ready"
     layout.check_manifest(root, deep=True)
     assert _dot_folders(root.parent) == []
 
@@ -69,7 +69,7 @@ def test_prepare_killed_during_the_force_swap_is_cleaned_up(home, tmp_path):
     result = prepare("--zip", str(second["path"]), "--data-root", str(root), *hashes(second))
     assert result.exit_code == 0, result.output
     assert _dot_folders(tmp_path) == []
-    assert ade20k.status(root) == "ready"
+    assert dataroot.status(root) == "ready"
 
 
 def _dead_pid() -> int:

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.errors import ReproError
-from harness.fetch import ade20k, layout, synthetic
+from harness.fetch import dataroot, layout, synthetic
 
 from .test_ade20k import hashes, make_zip
 
@@ -23,7 +23,7 @@ def real_root(home, tmp_path):
     root = tmp_path / "real" / "ADEChallengeData2016"
     result = prepare("--zip", str(z["path"]), "--data-root", str(root), *hashes(z))
     assert result.exit_code == 0, result.output
-    assert ade20k.status(root) == "ready"
+    assert dataroot.status(root) == "ready"
     return root
 
 
@@ -66,7 +66,7 @@ def test_synthetic_never_replaces_a_real_dataset(real_root):
     assert layout.read_manifest(real_root)["files_sha256"] == before
     with pytest.raises(ReproError, match="never replaced by a synthetic"):
         synthetic.generate(real_root, 4, force=True)
-    assert ade20k.status(real_root) == "ready"
+    assert dataroot.status(real_root) == "ready"
 
 
 def test_repro_data_does_not_redirect_the_synthetic_default(real_root, home, monkeypatch):
@@ -76,6 +76,6 @@ def test_repro_data_does_not_redirect_the_synthetic_default(real_root, home, mon
     assert result.exit_code == 0, result.output
     synthetic_root = home / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
     assert f"ready at {synthetic_root}" in result.output
-    assert ade20k.status(synthetic_root) == "synthetic"
+    assert dataroot.status(synthetic_root) == "synthetic"
     assert layout.read_manifest(real_root)["files_sha256"] == before
-    assert ade20k.status() == "ready" and ade20k.default_root() == real_root
+    assert dataroot.status() == "ready" and dataroot.default_root() == real_root

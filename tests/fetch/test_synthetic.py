@@ -29,7 +29,7 @@ def test_layout_names_and_encoding(syn):
         seen |= set(np.unique(labels).tolist())
         sizes.add(labels.shape)
         assert min(labels.shape) >= 128 and min(labels.shape) <= 160
-    assert seen <= {0} | set(synthetic.CLASSES)
+    assert seen <= {0} | set(synthetic.classes())
     assert 0 in seen and len(seen - {0}) >= 8
     assert len({h > w for h, w in sizes}) == 2, "both orientations occur"
 
@@ -90,10 +90,10 @@ def test_default_roots(home, monkeypatch):
     assert result.exit_code == 0, result.output
     root = home / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
     assert f"ready at {root}: 2 training / 1 validation images" in result.output
-    from harness.fetch import ade20k
-    assert ade20k.status(root) == "synthetic"
-    assert ade20k.default_root() == home / "data" / "ade20k" / "ADEChallengeData2016"
-    assert ade20k.status() == "missing"
+    from harness.fetch import dataroot
+    assert dataroot.status(root) == "synthetic"
+    assert dataroot.default_root() == home / "data" / "ade20k" / "ADEChallengeData2016"
+    assert dataroot.status() == "missing"
     monkeypatch.setenv("REPRO_DATA", str(home / "elsewhere"))
-    assert ade20k.default_root() == home / "elsewhere"
+    assert dataroot.default_root() == home / "elsewhere"
     assert synthetic.default_root() == root, "REPRO_DATA names the real dataset; the synthetic one stays put"
