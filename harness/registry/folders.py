@@ -1,8 +1,8 @@
 """Our reproductions: one folder each under reproductions/, described by its reproduction.toml.
 
-A reproduction is data, not code: an id, the mmseg config of each evaluation protocol, the published
-training setup, where its released and pretrained weights live and the modules its configs import
-(`custom_imports`, default: ours). Adding one needs no harness code.
+A reproduction is data, not code: an id, its dataset (an id of the dataset registry, datasets/, or `<id>-synthetic`),
+the mmseg config of each evaluation protocol, the published training setup, where its released and pretrained
+weights live and the modules its configs import (`custom_imports`, default: ours). Adding one needs no harness code.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
+from harness.registry import datasets
 from harness.registry.record import OUR_MODULES, Reproduction, Training, WeightsFile
 
 METADATA = "reproduction.toml"
@@ -51,6 +52,12 @@ def load_reproduction(folder: Path) -> Reproduction:
     for protocol, name in rep.protocols.items():
         if not (folder / name).is_file():
             raise ReproError(f"{path}: protocol '{protocol}' names {name}, which does not exist")
+    try:
+        if not isinstance(rep.dataset, str):
+            raise ReproError(f"must be a dataset id, found {rep.dataset!r}", fix="e.g. dataset = \"ade20k\"")
+        datasets.resolve(rep.dataset)
+    except ReproError as exc:
+        raise ReproError(f"{path}: dataset: {exc.message}", fix=exc.fix) from None
     return rep
 
 

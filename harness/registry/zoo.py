@@ -2,7 +2,8 @@
 
 `mmseg/.mim/model-index.yml` imports one `configs/<method>/<method>.yml` per method; each entry names its config,
 its weights URL (file name ending in `-<first 8 hex of the sha256>.pth`) and the published metrics per dataset.
-An ADE20K entry becomes the reproduction `mmseg/<entry name>` with two protocols on the entry's config:
+An entry with a result on a registered dataset (the `zoo_name` of its dataset.toml: ADE20K's "ADE20K") becomes the
+reproduction `mmseg/<entry name>` with two protocols on the entry's config:
 
 - ss: the config's own test pipeline;
 - ms: mmseg's `tools/test.py --aug-test`, i.e. the test pipeline's MultiScaleFlipAug with img_ratios
@@ -20,14 +21,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import ReproError
+from harness.registry import datasets
 from harness.registry.record import ExpectedSource, Reproduction, UrlWeights
 
 PREFIX = "mmseg/"
 INDEX = "model-index.yml"
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)     # mmseg 0.29.1 tools/test.py, --aug-test
 MS_SETTINGS = {"test_aug": {"img_ratios": list(MS_RATIOS), "flip": True}}
-# metafile dataset name -> (our dataset id, {metafile metric: (protocol, our metric)})
-DATASETS = {"ADE20K": ("ade20k", {"mIoU": ("ss", "mIoU"), "mIoU(ms+flip)": ("ms", "mIoU")})}
+# metafile metric -> (protocol, our metric), whatever the dataset
+METRICS = {"mIoU": ("ss", "mIoU"), "mIoU(ms+flip)": ("ms", "mIoU")}
 SHA_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
@@ -63,17 +65,18 @@ def _yaml(path: Path):
                          fix="reinstall mmsegmentation (its .mim folder is damaged), or fix REPRO_MMSEG_ZOO") from exc
 
 
-def _entry(root: Path, metafile: str, model: dict, version: str) -> Reproduction | None:
+def _entry(root: Path, metafile: str, model: dict, version: str, known: dict[str, str]) -> Reproduction | None:
+    """known: metafile dataset name -> our dataset id."""
     results = model.get("Results") or []
     results = [results] if isinstance(results, dict) else results
     for result in results:
-        if result.get("Dataset") not in DATASETS:
+        if result.get("Dataset") not in known:
             continue
-        dataset, metric_map = DATASETS[result["Dataset"]]
+        dataset = known[result["Dataset"]]
         values: dict[str, dict[str, float]] = {}
         for name, value in (result.get("Metrics") or {}).items():
-            if name in metric_map and isinstance(value, (int, float)):
-                protocol, metric = metric_map[name]
+            if name in METRICS and isinstance(value, (int, float)):
+                protocol, metric = METRICS[name]
                 values.setdefault(protocol, {})[metric] = float(value)
         url = model.get("Weights") or ""
         match = SHA_PREFIX.search(url)
@@ -94,26 +97,27 @@ def _entry(root: Path, metafile: str, model: dict, version: str) -> Reproduction
 
 
 @lru_cache(maxsize=4)
-def _read(root: Path, stamp: float) -> dict[str, Reproduction]:
+def _read(root: Path, stamp: float, known: tuple[tuple[str, str], ...]) -> dict[str, Reproduction]:
     index = _yaml(root / INDEX) or {}
     version = mmseg_version()
     found: dict[str, Reproduction] = {}
     for metafile in index.get("Import") or []:
         data = _yaml(root / metafile) or {}
         for model in data.get("Models") or []:
-            rep = _entry(root, metafile, model, version)
+            rep = _entry(root, metafile, model, version, dict(known))
             if rep is not None:
                 found[rep.id] = rep
     return found
 
 
 def zoo_reproductions() -> dict[str, Reproduction]:
-    """Every zoo entry with a result on a dataset we know (ADE20K), by id `mmseg/<entry name>`."""
+    """Every zoo entry with a result on a registered dataset (ADE20K), by id `mmseg/<entry name>`."""
     root = zoo_root()
     if not (root / INDEX).is_file():
         raise ReproError(f"no {INDEX} in {root}", fix="install mmsegmentation 0.29.1 (it ships the zoo), or fix "
                                                       "REPRO_MMSEG_ZOO")
-    return dict(_read(root, (root / INDEX).stat().st_mtime))
+    known = tuple(sorted((name, ds.id) for name, ds in datasets.by_zoo_name().items()))
+    return dict(_read(root, (root / INDEX).stat().st_mtime, known))
 
 
 def get(reproduction_id: str) -> Reproduction:
