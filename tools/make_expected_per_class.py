@@ -39,7 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     import sys
     sys.path.insert(0, str(ROOT))
-    from harness.ade20k_classes import CLASSES
+    from harness.registry import datasets
+    from harness.verify.expected import TABLES_DATASET
+    CLASSES = datasets.get(TABLES_DATASET).classes
 
     summary = pd.read_csv(ROOT / "expected/summary.csv", keep_default_na=False)
     rows = []

@@ -120,8 +120,9 @@ def per_class_frame(record: dict, expected, tier_checks: list) -> pd.DataFrame:
     """class × (IoU/Acc expected, obtained, Δ, status), expected joined onto obtained; worst IoU Δ first."""
     import pandas as pd
 
-    from harness.ade20k_classes import CLASSES
+    from harness.registry import datasets
 
+    classes = (datasets.named_in(record) or datasets.of(None)).classes
     obtained = pd.DataFrame([{"class": name, "IoU": (v or {}).get("IoU"), "Acc": (v or {}).get("Acc")}
                              for name, v in (record.get("per_class") or {}).items()], columns=["class", "IoU", "Acc"])
     if obtained.empty:
@@ -138,7 +139,7 @@ def per_class_frame(record: dict, expected, tier_checks: list) -> pd.DataFrame:
     frame["status"] = [
         "fail" if any(status.get((name, m), "pass") != "pass" for m in ("IoU", "Acc"))
         else ("pass" if (name, "IoU") in status else "not judged") for name in frame["class"]]
-    frame["index"] = frame["class"].map({name: i for i, name in enumerate(CLASSES)})
+    frame["index"] = frame["class"].map({name: i for i, name in enumerate(classes)})
     # worst first: largest drop vs expected at the 2 decimals the tables carry (float noise must not order them),
     # then lowest IoU
     frame["_order"] = frame["IoU_delta"].round(2) if frame["IoU_expected"].notna().any() else 0.0

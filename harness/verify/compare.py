@@ -23,9 +23,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
+from harness.registry import datasets
 from harness.verify.consistency import check_consistency
 from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
 from harness.verify.logs import to_float
@@ -244,11 +244,11 @@ def _obtained_frames(run: Run):
     if not isinstance(per_class, dict):
         raise ReproError(f"{run.path}: per_class is not an object of class -> {{IoU, Acc}}",
                          fix="write per_class as in docs/result_record.md")
-    unknown = [name for name in per_class if name not in CLASSES]
+    dataset = datasets.named_in(record) or datasets.of(None)
+    unknown = [name for name in per_class if name not in dataset.classes]
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
-        raise ReproError(f"{run.path}: unknown class name(s) {shown} in per_class",
-                         fix="use the 150 mmseg 0.29.1 ADE20K names verbatim (harness/ade20k_classes.py; 'bed ' ends in a space)")
+        raise ReproError(f"{run.path}: unknown class name(s) {shown} in per_class", fix=dataset.class_names_fix)
     rows = [{"cls": name, "metric": metric, "obtained": to_float(values.get(metric)) if isinstance(values, dict) else math.nan}
             for name, values in per_class.items() for metric in ("IoU", "Acc")]
     return summary, pd.DataFrame(rows, columns=["cls", "metric", "obtained"])

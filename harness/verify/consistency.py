@@ -18,8 +18,8 @@ import json
 import math
 from pathlib import Path
 
-from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
+from harness.registry import datasets
 
 SUMMARY_VS_CLASSES = 0.01      # mean of rounded per-class values vs the rounded mean: two 2-decimal roundings
 SUMMARY_VS_EVAL_JSON = 0.005   # full-precision record vs mmseg's 2-decimal eval JSON
@@ -37,7 +37,8 @@ def _number(value) -> float | None:
 
 def check_summary_against_classes(record: dict, where: Path) -> None:
     metrics, per_class = record.get("metrics") or {}, record.get("per_class") or {}
-    if not isinstance(per_class, dict) or set(per_class) != set(CLASSES):
+    classes = (datasets.named_in(record) or datasets.of(None)).classes
+    if not isinstance(per_class, dict) or set(per_class) != set(classes):
         return          # no full per-class table to compare with (missing classes are reported as checks)
     for metric, key in (("mIoU", "IoU"), ("mAcc", "Acc")):
         summary = _number(metrics.get(metric))

@@ -26,9 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.ade20k_classes import CLASSES
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
+from harness.registry import datasets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +39,7 @@ TIERS = ("released", "retrain", "baseline")
 SUMMARY_COLUMNS = ["reproduction", "protocol", "metric", "value", "baseline", "source"]
 PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "source"]
 SOURCE_COLUMNS = ["source", "file", "origin", "note"]
+TABLES_DATASET = datasets.DEFAULT         # per_class.csv holds ADE20K's classes: every published reproduction's
 
 
 BASELINE_SOURCE = "harness-baseline"      # source id of baseline rows written by `repro verify --regen`
@@ -331,10 +332,11 @@ def _load(root: Path, _stamp: tuple) -> Expected:
             dup = frame[frame.duplicated(keys)].iloc[0]
             raise ReproError(f"{root / name}: duplicate row for {', '.join(str(dup[k]) for k in keys)}",
                              fix="keep one row per key")
-    unknown_classes = set(per_class["class"]) - set(CLASSES)
+    tables = datasets.get(TABLES_DATASET)
+    unknown_classes = set(per_class["class"]) - set(tables.classes)
     if unknown_classes:
         raise ReproError(f"{root / 'per_class.csv'}: unknown class name(s) {sorted(unknown_classes)[:3]}",
-                         fix="use the mmseg 0.29.1 ADE20K class names verbatim (harness/ade20k_classes.py)")
+                         fix=tables.class_names_fix)
     joined = {}
     for name, frame in (("summary", summary), ("per_class", per_class)):
         joined[name] = frame.merge(sources[["source", "source_text"]], on="source", how="left", validate="many_to_one")

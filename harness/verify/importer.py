@@ -26,15 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import __version__
-from harness.ade20k_classes import CLASSES, canonical_class
 from harness.errors import ReproError
 from harness.paths import new_run_dir
 from harness.record import RESULT_FILE, write_result
+from harness.registry import datasets
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
 from harness.verify.logs import to_float
 
 PROTOCOLS = ("ss", "ms")        # for a reproduction the registry cannot read (an id only in expected/)
+# the dataset of what `repro import` reads: the reproduction is inferred from the file after its metrics are read,
+# and every published table in expected/ is ADE20K's
+IMPORTED = datasets.DEFAULT
 
 
 def _protocols_of(reproduction: str) -> list[str]:
@@ -86,6 +89,7 @@ def _sniff(path: Path) -> tuple[str, object]:
 
 def _percent_metrics(path: Path, metric: dict, scale: float) -> tuple[dict, dict]:
     """Summary and per-class values in percent from flat mmseg keys (aAcc, IoU.<cls>, Acc.<cls>)."""
+    dataset = datasets.get(IMPORTED)
     missing = [m for m in SUMMARY_METRICS if m not in metric]
     if missing:
         raise ReproError(f"{path}: metrics lack {', '.join(missing)}", fix="pass the output of an evaluation with --eval mIoU")
@@ -101,21 +105,20 @@ def _percent_metrics(path: Path, metric: dict, scale: float) -> tuple[dict, dict
         kind, dot, name = key.partition(".")
         if not dot or kind not in ("IoU", "Acc"):
             continue
-        canonical = canonical_class(name)
+        canonical = dataset.canonical_class(name)
         if canonical is None:
             unknown.append(name)
             continue
         value = to_float(value)
         per_class.setdefault(canonical, {})[kind] = value * scale if math.isfinite(value) else None
     _refuse_unknown(path, unknown)
-    return metrics, {name: per_class[name] for name in CLASSES if name in per_class}
+    return metrics, {name: per_class[name] for name in dataset.classes if name in per_class}
 
 
 def _refuse_unknown(path: Path, unknown: list[str]) -> None:
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
-        raise ReproError(f"{path}: unknown class name(s) {shown}",
-                         fix="per-class keys must be the 150 mmseg 0.29.1 ADE20K names (harness/ade20k_classes.py)")
+        raise ReproError(f"{path}: unknown class name(s) {shown}", fix=datasets.get(IMPORTED).class_names_fix)
 
 
 
@@ -258,7 +261,7 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         "metrics": source["metrics"], "per_class": source["per_class"],
         "checkpoint": _imported_checkpoint(path, source_sha, reproduction, protocol, expected_root),
         "overrides": {},
-        "dataset": {"name": "ade20k", "split": "validation", "root": None, "num_images": None, "manifest_sha256": None},
+        "dataset": {"name": IMPORTED, "split": datasets.get(IMPORTED).val_split, "root": None, "num_images": None, "manifest_sha256": None},
         "launch": {"launcher": None, "nnodes": None, "gpus_per_node": None, "world_size": None, "samples_per_gpu": None,
                    "accumulate": None, "total_batch": None, "command": shlex.join(command)},
         "environment": _environment(source["environment"]),

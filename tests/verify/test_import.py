@@ -5,9 +5,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.ade20k_classes import CLASSES
 from harness.record import read_result
+from harness.registry import datasets
 
+CLASSES = datasets.get("ade20k").classes
 EVAL_FILES = {  # the authors' eval JSONs -> the (reproduction, protocol) the importer must infer
     "eval_eva02_B_sz512_ss.json": ("eva02_B_sz512", "ss"),
     "eval_eva02_L_sz512_ss.json": ("eva02_L_sz512", "ss"),
@@ -215,8 +216,8 @@ def test_import_unknown_class_names(eva02, tmp_path, repro):
     path = _write(tmp_path / "eval.json", json.dumps(data))
     result = repro("import", path)
     assert result.exit_code == 2
-    assert result.stderr == (f"error: {path}: unknown class name(s) 'spaceship' — fix: per-class keys must be the "
-                             "150 mmseg 0.29.1 ADE20K names (harness/ade20k_classes.py)\n")
+    assert result.stderr == (f"error: {path}: unknown class name(s) 'spaceship' — fix: use the 150 ADE20K class "
+                             "names of datasets/ade20k/dataset.toml verbatim ('bed ' ends in a space)\n")
 
 
 def test_import_unknown_reproduction_suggests(eva02, tmp_path, repro):

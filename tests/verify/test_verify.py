@@ -142,7 +142,7 @@ def test_verify_unknown_class_names(make_record, repro):
     result = repro("verify", run)
     assert result.exit_code == 2
     assert result.stderr == (f"error: {run / 'result.json'}: unknown class name(s) 'bed' in per_class — fix: use the "
-                             "150 mmseg 0.29.1 ADE20K names verbatim (harness/ade20k_classes.py; 'bed ' ends in a "
+                             "150 ADE20K class names of datasets/ade20k/dataset.toml verbatim ('bed ' ends in a "
                              "space)\n")
 
 
