@@ -17,7 +17,7 @@ Examples:
 
 \b
 DATASET is an id under datasets/ (datasets/<id>/dataset.toml describes it; ade20k is ADE20K).
-The data root is the folder mmseg configs call data_root: it holds images/ and annotations/.
+The data root is the folder mmseg configs call data_root (ADE20K: it holds images/ and annotations/).
 Default: <REPRO_HOME>/data/<id>/<its folder>, e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016 (REPRO_DATA
 overrides it); with --synthetic: <REPRO_HOME>/data/<id>-synthetic/<its folder> (REPRO_DATA never moves it).
 A data root is replaced (--force) only if `repro prepare` made it, and a synthetic dataset never replaces a real one.
@@ -44,7 +44,7 @@ class DatasetId(click.ParamType):
 @cli.command("prepare", epilog=PREPARE_EPILOG)
 @click.argument("dataset", type=DatasetId())
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help="folder that will hold images/ and annotations/  [default: see below]")
+              help="the data root: the folder that will hold the dataset  [default: see below]")
 @click.option("--zip", "zip_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="use this local archive (ADE20K: ADEChallengeData2016.zip) instead of downloading")
 @click.option("--url", default=None, help="download from this mirror instead of the official URL")

@@ -1,6 +1,7 @@
 """Where reproductions come from: our folders under reproductions/ (folders.py) and the installed mmseg's model
 zoo (zoo.py). Both give the same record (record.py); `get()` takes either id, `mmseg/<entry name>` for the zoo.
 `all_reproductions()` is our folders (what `repro list` shows); `zoo_reproductions()` the zoo's entries.
+The datasets they name are another registry, datasets/ (`harness.registry.datasets`).
 """
 from __future__ import annotations
 
