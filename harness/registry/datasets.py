@@ -91,7 +91,7 @@ class Dataset:
     @property
     def raw_labels(self) -> range:
         """The raw annotation values that are classes (with reduce_zero_label, raw 0 is ignored and raw k is class k-1)."""
-        return range(1, self.num_classes + 1) if self.reduce_zero_label else range(self.num_classes)
+        return _raw_labels(self.num_classes, self.reduce_zero_label)
 
     @property
     def raw_ignored(self) -> int:
@@ -105,8 +105,8 @@ class Dataset:
             shown = self.file.relative_to(REPO_ROOT)
         except ValueError:
             shown = self.file
-        spaced = next((c for c in self.classes if c != c.strip()), None)
-        note = f" ({spaced!r} ends in a space)" if spaced and spaced.endswith(" ") else ""
+        spaced = next((c for c in self.classes if c.endswith(" ")), None)
+        note = f" ({spaced!r} ends in a space)" if spaced else ""
         return f"use the {self.num_classes} {self.title} class names of {shown} verbatim{note}"
 
     def canonical_class(self, name: str) -> str | None:
@@ -114,6 +114,10 @@ class Dataset:
         if name in self.classes:
             return name
         return {c.strip(): c for c in self.classes}.get(name.strip())
+
+
+def _raw_labels(num_classes: int, reduce_zero_label: bool) -> range:
+    return range(1, num_classes + 1) if reduce_zero_label else range(num_classes)
 
 
 def datasets_root() -> Path:
@@ -240,8 +244,7 @@ def load_dataset(folder: Path) -> Dataset:
         files.get("annotation_suffix", str)
     files.done()
     num_classes, reduce_zero, ignore, classes = _labels(fields)
-    raw = range(1, num_classes + 1) if reduce_zero else range(num_classes)
-    synthetic_labels, backgrounds = _synthetic(fields, raw)
+    synthetic_labels, backgrounds = _synthetic(fields, _raw_labels(num_classes, reduce_zero))
     dataset = Dataset(
         id=dataset_id, title=fields.get("title", str), mmseg_type=fields.get("mmseg_type", str),
         zoo_name=fields.get("zoo_name", str, None), folder=folder_name, splits=_splits(fields), digits=digits,
