@@ -41,9 +41,18 @@ def slurm_job(job_id: str) -> dict | None:
         return None
     if out.returncode != 0:
         text = (out.stderr + out.stdout).lower()
-        return {} if "invalid job id" in text else None
+        # a job: "slurm_load_jobs error: Invalid job id specified"; an array task: "Job 7_1 not found"
+        return {} if "invalid job id" in text or f"job {str(job_id).lower()} not found" in text else None
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("JobId=")]
     return parse_scontrol(lines[0]) if lines else {}
+
+
+def _gone_from_its_array(job_id: str) -> bool:
+    """An array task Slurm does not know while it still knows the array: Slurm 22.05 keeps no record of a task
+    cancelled while the whole array was pending (measured: `scancel 7_1` before any task of 7 started makes
+    `scontrol show job 7_1` an invalid job id at once, while `7` still lists the other tasks)."""
+    array, _, task = str(job_id).partition("_")
+    return bool(task) and bool(slurm_job(array))
 
 
 def _exit_code(info: dict) -> int:
@@ -54,8 +63,13 @@ def _exit_code(info: dict) -> int:
     return int(code) if code.isdigit() and int(code) else 1
 
 
-def describe(job_id: str, info: dict) -> str:
-    """Why the run has no record, in Slurm's words: `Slurm job 12 ended TIMEOUT (TimeLimit) ...`."""
+def describe(job_id: str, info: dict, array_known: bool = False) -> str:
+    """Why the run has no record, in Slurm's words: `Slurm job 12 ended TIMEOUT (TimeLimit) ...`.
+    `array_known`: the task `<array>_<i>` is unknown but its array is not (see _gone_from_its_array)."""
+    if not info and array_known:
+        array = job_id.partition("_")[0]
+        return (f"Slurm job {job_id} ended CANCELLED while pending; it never started (Slurm drops a task cancelled "
+                f"before its array {array} was split, leaving no record of it)")
     if not info:
         return f"Slurm job {job_id} is no longer known to Slurm and ended before the run was finalized"
     reason = info.get("Reason")
@@ -97,7 +111,8 @@ def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
                              fix=f"wait until it ends (squeue -j {job_id}), then run this again")
         time.sleep(1)
     ranks = rank_failures(run_dir)      # what the engine itself said before it was stopped, rank 0's first
-    reason = describe(job_id, info) + (f"; {ranks}" if ranks else "")
+    reason = describe(job_id, info, array_known=not info and _gone_from_its_array(job_id)) + \
+        (f"; {ranks}" if ranks else "")
     return finalize(run_dir, _exit_code(info), reason=reason, slurm=info or None)
 
 

@@ -15,8 +15,10 @@ import pytest
 
 pytest.importorskip("mmseg.apis")
 
+from demo_runs import train_demo_briefly  # noqa: E402
+
 from harness.record import read_result  # noqa: E402
-from harness.runs import evaluate, train  # noqa: E402
+from harness.runs import evaluate  # noqa: E402
 
 DEMO = "eva02_demo"
 B0_ID = "mmseg/segformer_mit-b0_512x512_160k_ade20k"
@@ -26,11 +28,7 @@ FAST = ["--cfg-options", "data.workers_per_gpu=1", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def demo_train(synthetic_root, tmp_path_factory) -> Path:
-    """A 2-step demo training run (2 images x accumulate 2 = the published batch of 4): its run directory."""
-    work = tmp_path_factory.mktemp("train") / "run"
-    train(DEMO, max_iters=2, samples_per_gpu=2, accumulate=2, checkpoint_interval=2, eval_interval=1000,
-          data_root=synthetic_root, work_dir=work, cfg_options=["data.workers_per_gpu=1"], echo=False)
-    return work
+    return train_demo_briefly(synthetic_root, tmp_path_factory.mktemp("train") / "run")
 
 
 @pytest.fixture(scope="module")

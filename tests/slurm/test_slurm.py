@@ -48,11 +48,14 @@ def job_id(run_dir: Path) -> str:
     return json.loads((run_dir / "job.slurm.json").read_text())["job_id"]
 
 
-def wait_until_ended(cluster, job: str, timeout: float = 300) -> dict:
+def wait_until_ended(cluster, job: str, timeout: float = 300, forgotten_ends: bool = False) -> dict:
+    """Slurm's fields once the job has ended; `forgotten_ends`: a job Slurm no longer knows ({}) has ended too."""
     deadline = time.monotonic() + timeout
     while True:
         info = cluster.job(job)
         if info.get("JobState") not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", None):
+            return info
+        if forgotten_ends and not info:
             return info
         assert time.monotonic() < deadline, f"Slurm job {job} still {info.get('JobState')} after {timeout} s"
         time.sleep(1)
