@@ -129,7 +129,8 @@ def resolve_dataset(rep: Reproduction, data_root: Path | None, split: str | None
     root = Path(data_root).expanduser().resolve() if data_root else default_data_root(rep)
     record = {"name": rep.dataset, "split": split, "root": str(root), "num_images": None, "manifest_sha256": None}
     prepare = f"repro prepare {dataset.id}" + (" --synthetic 64" if synthetic else "")
-    fix = f"run `{prepare}`" + (f" --data-root {root}" if data_root else "") + " (or pass --data-root DIR)"
+    fix = (f"run `{prepare} --data-root {root}` (or pass the --data-root of a prepared copy)" if data_root
+           else f"run `{prepare}` (or pass --data-root DIR)")
     images = dataset.split(split).images
     if not (root / images).is_dir():
         notes.fail(ReproError(f"dataset {rep.dataset} not found at {root} (no {images})", fix=fix))

@@ -43,7 +43,9 @@ def test_missing_dataset(repro, tmp_path):
     ckpt = tmp_path / "model.pth"
     torch.save({"state_dict": {}}, ckpt)
     result = repro("eval", "eva02_demo", "--checkpoint", ckpt, "--data-root", tmp_path / "nowhere")
-    assert_one_line_failure(result, "not found", "repro prepare ade20k")
+    nowhere = (tmp_path / "nowhere").resolve()
+    # the whole command to run is in one pair of backquotes, with the --data-root that was given
+    assert_one_line_failure(result, "not found", f"run `repro prepare ade20k --synthetic 64 --data-root {nowhere}`")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
