@@ -8,7 +8,6 @@ its own default data root. Reads only TOML: no torch, mmcv or mmseg.
 """
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
+from harness.registry.lookup import pick
 
 METADATA = "dataset.toml"
 DEFAULT = "ade20k"          # the dataset a call means when it names none (the harness's first)
@@ -268,13 +268,8 @@ def all_datasets(root: Path | None = None) -> dict[str, Dataset]:
 
 
 def get(dataset_id: str, root: Path | None = None) -> Dataset:
-    known = all_datasets(root)
-    if dataset_id in known:
-        return known[dataset_id]
-    close = difflib.get_close_matches(dataset_id, known, n=3)
-    hint = f"Did you mean: {', '.join(close)}? " if close else ""
-    raise ReproError(f"Unknown dataset '{dataset_id}'. {hint}Available: {', '.join(known) or 'none'}",
-                     fix=f"add datasets/{dataset_id}/{METADATA} (see datasets/README.md), or use a registered id")
+    return pick(all_datasets(root), dataset_id, "dataset",
+                fix=f"add datasets/{dataset_id}/{METADATA} (see datasets/README.md), or use a registered id")
 
 
 def resolve(name: str, root: Path | None = None) -> tuple[Dataset, bool]:

@@ -6,7 +6,6 @@ weights live and the modules its configs import (`custom_imports`, default: ours
 """
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
 from harness.registry import datasets
+from harness.registry.lookup import pick
 from harness.registry.record import OUR_MODULES, Reproduction, Training, WeightsFile
 
 METADATA = "reproduction.toml"
@@ -72,10 +72,4 @@ def all_reproductions(root: Path | None = None) -> dict[str, Reproduction]:
 
 
 def get(reproduction_id: str, root: Path | None = None) -> Reproduction:
-    known = all_reproductions(root)
-    if reproduction_id in known:
-        return known[reproduction_id]
-    close = difflib.get_close_matches(reproduction_id, known, n=3)
-    hint = f"Did you mean: {', '.join(close)}? " if close else ""
-    raise ReproError(f"Unknown reproduction '{reproduction_id}'. {hint}Available: {', '.join(known)}",
-                     fix="run `repro list` to see them")
+    return pick(all_reproductions(root), reproduction_id, "reproduction", fix="run `repro list` to see them")

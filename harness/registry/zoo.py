@@ -14,7 +14,6 @@ REPRO_MMSEG_ZOO names another folder laid out like `mmseg/.mim` (a mirror, or a 
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from functools import lru_cache
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.registry import datasets
+from harness.registry.lookup import pick
 from harness.registry.record import ExpectedSource, Reproduction, UrlWeights
 
 PREFIX = "mmseg/"
@@ -121,13 +121,8 @@ def zoo_reproductions() -> dict[str, Reproduction]:
 
 
 def get(reproduction_id: str) -> Reproduction:
-    known = zoo_reproductions()
-    if reproduction_id in known:
-        return known[reproduction_id]
-    close = difflib.get_close_matches(reproduction_id, known, n=3)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ReproError(f"Unknown zoo entry '{reproduction_id}'.{hint}",
-                     fix="run `repro list --zoo` (or `repro list --zoo --filter TEXT`) to see them")
+    return pick(zoo_reproductions(), reproduction_id, "zoo entry", list_known=False,
+                fix="run `repro list --zoo` (or `repro list --zoo --filter TEXT`) to see them")
 
 
 def matches(rep: Reproduction, text: str) -> bool:
