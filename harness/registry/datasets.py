@@ -286,14 +286,17 @@ def of(dataset: Dataset | str | None) -> Dataset:
     return resolve(dataset or DEFAULT)[0]
 
 
-def named_in(record: dict) -> Dataset | None:
-    """The dataset a run record names (its dataset.name, `<id>-synthetic` included); None if none or unknown."""
+def of_record(record: dict) -> Dataset:
+    """The dataset a run record names (its dataset.name, `<id>-synthetic` included); the default one when it names
+    none that is registered."""
     named = record.get("dataset")
     name = named.get("name") if isinstance(named, dict) else None
-    if not isinstance(name, str):
-        return None
-    known = all_datasets()
-    return known.get(name) or known.get(name.removesuffix(SYNTHETIC))
+    if isinstance(name, str):
+        try:
+            return resolve(name)[0]
+        except ReproError:
+            pass
+    return of(None)
 
 
 def by_zoo_name(root: Path | None = None) -> dict[str, Dataset]:

@@ -122,7 +122,7 @@ def per_class_frame(record: dict, expected, tier_checks: list) -> pd.DataFrame:
 
     from harness.registry import datasets
 
-    classes = (datasets.named_in(record) or datasets.of(None)).classes
+    classes = datasets.of_record(record).classes
     obtained = pd.DataFrame([{"class": name, "IoU": (v or {}).get("IoU"), "Acc": (v or {}).get("Acc")}
                              for name, v in (record.get("per_class") or {}).items()], columns=["class", "IoU", "Acc"])
     if obtained.empty:

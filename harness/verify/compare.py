@@ -244,7 +244,7 @@ def _obtained_frames(run: Run):
     if not isinstance(per_class, dict):
         raise ReproError(f"{run.path}: per_class is not an object of class -> {{IoU, Acc}}",
                          fix="write per_class as in docs/result_record.md")
-    dataset = datasets.named_in(record) or datasets.of(None)
+    dataset = datasets.of_record(record)
     unknown = [name for name in per_class if name not in dataset.classes]
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")

@@ -37,7 +37,7 @@ def _number(value) -> float | None:
 
 def check_summary_against_classes(record: dict, where: Path) -> None:
     metrics, per_class = record.get("metrics") or {}, record.get("per_class") or {}
-    classes = (datasets.named_in(record) or datasets.of(None)).classes
+    classes = datasets.of_record(record).classes
     if not isinstance(per_class, dict) or set(per_class) != set(classes):
         return          # no full per-class table to compare with (missing classes are reported as checks)
     for metric, key in (("mIoU", "IoU"), ("mAcc", "Acc")):
