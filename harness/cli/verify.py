@@ -75,6 +75,16 @@ def import_cmd(path, reproduction, protocol, out_dir):
     click.echo(f"next: repro verify {run_dir}")
 
 
+def _report_items(runs) -> list:
+    """What the reports read: the runs given, a batch folder standing for every run it lists."""
+    from harness.batch import is_batch
+
+    if any(is_batch(run) for run in runs):
+        from harness.batch.judge import report_items
+        return report_items(list(runs))
+    return list(runs)
+
+
 @cli.command("report", epilog="""\b
 Examples:
   repro report runs/eva02_L_sz512/ss/20260101T120000Z
@@ -94,14 +104,9 @@ def report_cmd(runs, out_dir, compare, tier, expected_root):
 
     RUNS are run directories, result.json files or batch folders (`repro batch`: every run it lists; one that
     failed or never finished gets a page saying so)."""
-    from harness.batch import is_batch
     from harness.report import write_reports
 
-    items = list(runs)
-    if any(is_batch(run) for run in runs):
-        from harness.batch.judge import report_items
-        items = report_items(items)
-    index = write_reports(items, out_dir, compare=compare, tier=None if tier == "auto" else tier,
+    index = write_reports(_report_items(runs), out_dir, compare=compare, tier=None if tier == "auto" else tier,
                           expected_root=expected_root)
     click.echo(f"wrote {index}")
 
@@ -124,15 +129,11 @@ def compare_cmd(runs, out_dir, tier, expected_root):
     Each run is judged against its own expected values (published, or the harness baseline); the table shows
     aAcc/mIoU/mAcc, the expected mIoU, the difference and the verdict. Exit 0 even when a run fails its check:
     `repro verify` is the command that judges."""
-    from harness.batch import is_batch
     from harness.errors import ReproError
     from harness.report import build_pages, write_reports
     from harness.report.table import comparison_lines
 
-    items = list(runs)
-    if any(is_batch(run) for run in runs):
-        from harness.batch.judge import report_items
-        items = report_items(items)
+    items = _report_items(runs)
     if len(items) < 2:
         raise ReproError(f"repro compare needs two runs or more, got {len(items)}",
                          fix="name another run directory (or a batch folder), or use `repro report` for one run")
