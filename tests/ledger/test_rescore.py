@@ -61,8 +61,10 @@ def test_nan_rules_without_mmseg():
     out = total_area_to_metrics(inter, union, pred, label, metrics=["mIoU", "mFscore"])
     assert np.isnan(out["IoU"][3]) and out["IoU"][5] == 0 and out["IoU"][7] == 0
     assert np.isnan(out["Acc"][5]) and np.isnan(out["Precision"][7]) and np.isnan(out["Fscore"][3])
-    assert np.nanmean(out["Fscore"]) == pytest.approx(
-        np.nanmean(total_area_to_metrics(inter, union, pred, label, metrics="mDice")["Dice"]))   # β = 1: F1 = Dice
+    dice = total_area_to_metrics(inter, union, pred, label, metrics="mDice")["Dice"]
+    finite = np.isfinite(out["Fscore"])               # β = 1: F1 = Dice where precision and recall exist
+    np.testing.assert_allclose(out["Fscore"][finite], dice[finite], rtol=1e-12)
+    assert dice[5] == 0 and dice[7] == 0 and np.isnan(dice[3])      # where F1 is NaN, Dice is 0 (mmseg: both)
     with pytest.raises(UnknownMetric):
         total_area_to_metrics(inter, union, pred, label, metrics=["mAP"])
 
