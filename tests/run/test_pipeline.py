@@ -17,9 +17,9 @@ from harness import paths
 
 pytest.importorskip("mmseg.apis")
 
-from harness.launch import LaunchOptions
-from harness.record import read_result
-from harness.runs import evaluate, train
+from harness.run.options import LaunchOptions
+from harness.run.record import read_result
+from harness.run.api import evaluate, train
 
 DEMO = "eva02_demo"
 FAST = ["data.workers_per_gpu=1"]
@@ -172,7 +172,7 @@ def test_dry_run_slurm(repro, tmp_path):
         "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=5",
         f"#SBATCH --output={work / 'slurm-%j.out'}", "#SBATCH --partition=gpu", "#SBATCH --time=04:00:00"]
     assert f"srun --kill-on-bad-exit=1 {py} -u -m harness.engine.entry --job {work / 'job.json'}" in lines
-    assert f'{py} -m harness.launch finalize --run-dir {work} --rc "$rc"' in lines
+    assert f'{py} -m harness.run.finalize --run-dir {work} --rc "$rc"' in lines
     assert not work.exists()
 
 
@@ -201,7 +201,7 @@ def test_finalize_as_the_sbatch_script_calls_it(tmp_path, rc, reason):
     (work / "job.json").write_text(json.dumps({"kind": "eval", "reproduction": DEMO, "protocol": "ss",
                                                "launch": {"launcher": "slurm", "world_size": 16}}))
     (work / "console.log").write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
-    out = subprocess.run([sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(work), "--rc", str(rc)],
+    out = subprocess.run([sys.executable, "-m", "harness.run.finalize", "--run-dir", str(work), "--rc", str(rc)],
                          check=False, capture_output=True, text=True)
     assert out.returncode == 1 and out.stdout.startswith("failed: ")
     rec = read_result(work)

@@ -18,8 +18,8 @@ pytest.importorskip("mmseg.apis")
 from harness import paths
 from harness.engine.train import find_resume_checkpoint
 from harness.errors import ReproError
-from harness.record import read_result
-from harness.runs import train
+from harness.run.record import read_result
+from harness.run.api import train
 
 DEMO = "eva02_demo"
 FAST = "data.workers_per_gpu=1"
