@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from harness import REPO_ROOT  # noqa: F401  (where it has always been importable from)
 
 
 def repro_home() -> Path:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 
 @cli.command("batch", epilog="""\b

@@ -5,7 +5,7 @@ import functools
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 
 def launch_options(func):

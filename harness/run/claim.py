@@ -111,9 +111,7 @@ def _take(path: Path, flag: str) -> None:
     try:
         fd = os.open(path / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
-        raise ReproError(f"{flag} {path} is being claimed by another command (it holds {CLAIM_FILE})",
-                         fix=f"pass another {flag} (or, if no repro command is running, remove {path / CLAIM_FILE})"
-                         ) from None
+        raise _being_claimed(path, flag) from None
     with os.fdopen(fd, "w") as fh:
         fh.write(f"{os.getpid()} {socket.gethostname()} {clock.iso_now()}\n")
     others = sorted(e.name for e in path.iterdir() if e.name != CLAIM_FILE)
@@ -121,6 +119,11 @@ def _take(path: Path, flag: str) -> None:
         release(path)
         raise ReproError(f"{flag} {path} was filled by another command meanwhile ({_names(others)})",
                          fix=f"pass another {flag}")
+
+
+def _being_claimed(path: Path, flag: str) -> ReproError:
+    return ReproError(f"{flag} {path} is being claimed by another command (it holds {CLAIM_FILE})",
+                      fix=f"pass another {flag} (or, if no repro command is running, remove {path / CLAIM_FILE})")
 
 
 def release(path: Path) -> None:
@@ -171,8 +174,7 @@ def _take_over(path: Path, flag: str) -> None:
     try:
         fd = os.open(path / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
-        raise ReproError(f"{flag} {path} is being claimed by another command (it holds {CLAIM_FILE})",
-                         fix=f"pass another {flag}") from None
+        raise _being_claimed(path, flag) from None
     os.close(fd)
 
 
@@ -200,6 +202,8 @@ def plan_claim(folder: Path | str, overwrite: bool = False, job: Job | None = No
     state = read_state(path)
     if not state.entries:
         return Claim(path, "use", flag=flag)
+    if CLAIM_FILE in state.entries and not state.ours:
+        raise _being_claimed(path, flag)
     if not state.ours:
         raise ReproError(f"{flag} {path} is not empty and holds no repro run ({_names(state.entries)})",
                          fix=f"pass a new or empty folder as {flag} (repro never moves or deletes a folder it "
