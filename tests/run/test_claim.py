@@ -73,7 +73,7 @@ def test_default_folders_lie_inside_the_runs_root(tmp_path, monkeypatch):
 def _eval_json(tmp_path: Path) -> Path:
     """An mmseg eval JSON as the authors' tools/test.py writes it (metrics as fractions)."""
     path = tmp_path / "src" / "eval_single_scale_20230318_171005.json"
-    path.parent.mkdir()
+    path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({"config": "configs/eva02/upernet/eva02_demo.py",
                                 "metric": {"aAcc": 0.8, "mIoU": 0.3187, "mAcc": 0.4}}))
     return path
