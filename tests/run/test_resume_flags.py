@@ -1,4 +1,4 @@
-"""--resume merges the flags given again with the interrupted job's own settings (harness/resume.py), and picks only
+"""--resume merges the flags given again with the interrupted job's own settings (harness/run/resume.py), and picks only
 unfinished runs: the rules on job.json files as `repro train` writes them, without starting the engine."""
 from __future__ import annotations
 
