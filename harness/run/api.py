@@ -28,7 +28,7 @@ from harness.run import launch as launching
 from harness.run import preflight
 from harness.run.claim import Claim, claim_default, plan_claim, release
 from harness.run.finalize import finalize
-from harness.run.folder import CONSOLE_LOG, ENGINE_FILE, JOB_FILE, RESULT_FILE, failure_files, job_file, read_json
+from harness.run.folder import CONSOLE_LOG, ENGINE_FILE, RESULT_FILE, failure_files, job_file
 from harness.run.job import Job, LaunchFacts, write_job
 from harness.run.options import ENGINES, PRECISIONS, LaunchOptions, check_choice, target_device
 from harness.run.record import read_result
@@ -375,9 +375,8 @@ def train(reproduction: str, settings: TrainSettings | None = None, *, resume: b
                    seed=rep.training.seed if s.seed is None else s.seed, deterministic=s.deterministic,
                    max_iters=s.max_iters or rep.training.max_iters, accumulate=s.accumulate, batch=batch,
                    resume=bool(resume), checkpoint_interval=s.checkpoint_interval, eval_interval=s.eval_interval)
-    if resume_dir is not None:
-        recorded = read_json(resume_dir / JOB_FILE) or {}
-        job.first_started = recorded.get("first_started", recorded.get("started"))
+    if previous is not None:
+        job.first_started = previous.get("first_started") or previous.started
         job.resume_from = str(resume_from)
     run_dir, p, text = _prepare(job, work_dir, launch, dry_run, notes, resume_dir, overwrite=overwrite)
     if dry_run:

@@ -59,12 +59,14 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
     outcome without writing. `slurm`: Slurm's view of the job (harness/run/settle.py), kept in the record."""
     run_dir = Path(run_dir).resolve()
     if node_rank > 0:
-        node_job = read_json(run_dir / job_file(node_rank)) or {}
+        node_job = try_read_job(run_dir / job_file(node_rank))
         return {"status": "worker-done" if rc == 0 else "failed", "_run_dir": str(run_dir),
-                "kind": node_job.get("kind"), "reproduction": node_job.get("reproduction"),
+                "kind": node_job.kind if node_job else None,
+                "reproduction": node_job.reproduction if node_job else None,
                 "failure": None if rc == 0 else f"node {node_rank}: {reason or failure_reason(run_dir, rc)}"}
     job_obj = try_read_job(run_dir / JOB_FILE)
-    job = job_obj.as_dict() if job_obj is not None else {}
+    # a job file this harness did not write whole (an older one, a test's) is still read for what it says
+    job = job_obj.as_dict() if job_obj is not None else (read_json(run_dir / JOB_FILE) or {})
     engine = read_json(run_dir / ENGINE_FILE) or {}
     finished = clock.iso_now()
     start = job.get("first_started") or job.get("started") or started
