@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import ReproError
-from harness.record import RESULT_FILE, read_result
+from harness.run.folder import RESULT_FILE
+from harness.run.record import read_result
 from harness.report import gallery, paired, plots
-from harness.settle import settle
+from harness.run.settle import settle
 from harness.verify import logs
 from harness.verify.compare import Verdict, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.ledger.runs import format_interval, run_intervals
-from harness.record import RESULT_FILE, read_result
+from harness.run.folder import RESULT_FILE
+from harness.run.record import read_result
 from harness.registry import datasets
 from harness.verify.consistency import check_consistency
 from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
@@ -222,7 +223,7 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
     """Read a run directory or result.json; refuse empty files and records without metrics (ReproError)."""
     path = Path(path)
     file = path / RESULT_FILE if path.is_dir() else path
-    from harness.settle import settle
+    from harness.run.settle import settle
     settle(file.parent)        # a Slurm job that ended without its record (time limit, cancelled) gets it now
     if file.is_file() and file.stat().st_size == 0:
         raise ReproError(f"{file} is empty", fix="re-run the command that writes it, or `repro import` the source file")

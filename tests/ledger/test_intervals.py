@@ -5,7 +5,7 @@ import pytest
 
 from harness.ledger import runs
 from harness.ledger.store import LEDGER_FILE, LedgerInvalid, write_ledger
-from harness.record import read_result
+from harness.run.record import read_result
 from harness.verify.importer import import_result
 
 from .conftest import write_run

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.ledger import runs
-from harness.record import read_result, write_result
+from harness.run.record import read_result, write_result
 from harness.verify.importer import import_result
 
 from .synthetic import ledger_of

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.ledger.metrics import UnknownMetric, summary_percent, total_area_to_metrics
-from harness.record import read_result
+from harness.run.record import read_result
 from harness.verify.importer import import_result
 
 METRIC_SETS = [["mIoU"], ["mDice"], ["mFscore"], ["mIoU", "mDice", "mFscore"], "mFscore"]
