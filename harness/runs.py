@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness import launch as launch_mod
 from harness import paths, preflight, registry, rundir
+from harness.cfg_options import parse as parse_cfg_options
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result, write_json_atomic, write_result
 from harness.verify import provenance
@@ -45,33 +46,6 @@ class RunFailed(ReproError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _parse_cfg_options(options: dict | list | tuple | None) -> dict:
-    """k=v strings (as on the command line) or a dict; values are parsed like mmcv's DictAction."""
-    if not options:
-        return {}
-    if isinstance(options, dict):
-        return dict(options)
-    out = {}
-    for item in options:
-        if "=" not in item:
-            raise ReproError(f"--cfg-options expects key=value, got '{item}'", fix="write e.g. model.test_cfg.mode=whole")
-        key, value = item.split("=", 1)
-        out[key] = _parse_value(value)
-    return out
-
-
-def _parse_value(text: str):
-    import ast
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        if text.lower() in ("none", "null"):
-            return None
-        return text
 
 
 def _job_name(rep_id: str, kind: str) -> str:
@@ -256,7 +230,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, None, notes)
     fields = {"reproduction": rep.id, "config": str(rep.config_path(protocol)), **rep.settings(protocol),
               "custom_imports": list(rep.custom_imports), "checkpoint": ckpt, "dataset": dataset,
-              "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
+              "data_root": dataset["root"], "cfg_options": parse_cfg_options(cfg_options),
               "samples_per_gpu": 1, "seed": None, "device": device, **engine_fields,
               **_show_fields(show_dir, show_limit)}
     job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
@@ -319,7 +293,7 @@ def _resume_target(reproduction: str, work_dir, overwrite: bool, given: dict) ->
                              f"under {paths.runs_root() / reproduction / 'train'} (finished runs are not resumed)",
                              fix="run without --resume, or pass the unfinished run's directory with --work-dir")
         run_dir, job, checkpoint = found
-    given = dict(given, cfg_options=_parse_cfg_options(given.get("cfg_options")))
+    given = dict(given, cfg_options=parse_cfg_options(given.get("cfg_options")))
     return run_dir, checkpoint, resuming.recorded_settings(job, given)
 
 
@@ -366,7 +340,7 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
     pt = preflight.resolve_pretrained(rep, Path(pretrained) if pretrained else None, notes)
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, None, notes)
     fields = {"reproduction": rep.id, "config": str(rep.train_config_path), "checkpoint": None, "pretrained": pt,
-              "dataset": dataset, "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
+              "dataset": dataset, "data_root": dataset["root"], "cfg_options": parse_cfg_options(cfg_options),
               "samples_per_gpu": spg, "workers_per_gpu": workers_per_gpu,
               "seed": rep.training.seed if seed is None else seed, "deterministic": deterministic,
               "max_iters": max_iters or rep.training.max_iters, "accumulate": accumulate, "batch": batch,
