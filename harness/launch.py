@@ -32,9 +32,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.choices import LAUNCHERS
 from harness.errors import ReproError
 
-LAUNCHERS = ("none", "torchrun", "slurm")
 DEFAULT_MASTER_PORT = 29500
 ENTRY_MODULE = "harness.engine.entry"
 JOB_FILE = "job.json"

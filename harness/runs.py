@@ -26,6 +26,7 @@ from pathlib import Path
 from harness import launch as launch_mod
 from harness import paths, preflight, registry, rundir
 from harness.cfg_options import parse as parse_cfg_options
+from harness.choices import ENGINES, PRECISIONS
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result, write_json_atomic, write_result
 from harness.verify import provenance
@@ -258,9 +259,8 @@ def _show_fields(show_dir, show_limit) -> dict:
 
 
 def _eval_engine_fields(engine: str, precision: str) -> dict:
-    from harness.engine.precision import PRECISIONS
-    if engine not in ("fast", "stock"):
-        raise ReproError(f"unknown evaluation engine '{engine}'", fix="use --engine fast or --engine stock")
+    if engine not in ENGINES:
+        raise ReproError(f"unknown evaluation engine '{engine}'", fix=f"use --engine {' or --engine '.join(ENGINES)}")
     if precision not in PRECISIONS:
         raise ReproError(f"unknown precision '{precision}'", fix=f"use --precision {' | '.join(PRECISIONS)}")
     return {"eval_engine": engine, "precision": precision}

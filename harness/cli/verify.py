@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from harness.choices import TIER_CHOICES
 from harness.cli import cli
 
-TIER = click.Choice(["auto", "released", "retrain", "baseline"])
+TIER = click.Choice(TIER_CHOICES)
 
 
 @cli.command("verify", epilog="""\b

@@ -5,7 +5,7 @@ the one of the process that builds the config: a dry run on a Slurm login node s
 """
 from __future__ import annotations
 
-DEVICES = ("auto", "cpu", "cuda")
+from harness.choices import DEVICES
 
 
 def target_device(requested: str, launcher: str, cuda_here: bool | None = None) -> str:

@@ -23,11 +23,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.choices import TIERS
 from harness.errors import ReproError
 from harness.record import RESULT_FILE, read_result
 from harness.registry import datasets
 from harness.verify.consistency import check_consistency
-from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
+from harness.verify.expected import Expected, load_expected, registry_baselines
 from harness.verify.logs import to_float
 from harness.verify.provenance import choose_tier, describe_overrides
 

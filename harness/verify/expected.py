@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import tomlcheck
+from harness.choices import TIERS
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
 from harness.registry import datasets
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 SUMMARY_METRICS = ("aAcc", "mIoU", "mAcc")
 CLASS_METRICS = ("IoU", "Acc")
-TIERS = ("released", "retrain", "baseline")
 SUMMARY_COLUMNS = ["reproduction", "protocol", "metric", "value", "baseline", "source"]
 PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "source"]
 SOURCE_COLUMNS = ["source", "file", "origin", "note"]
