@@ -24,8 +24,9 @@ def verify_batch(paths, tier: str | None = None, junitxml: Path | None = None, e
     missing = [m for m in members if not m.verifiable]
     code, verdict = 1, None
     if judged:
-        code = run_verify(judged, tier=tier, junitxml=junitxml, expected_root=expected_root, verbose=verbose)
-        verdict = verify_runs(judged, tier=tier, expected_root=expected_root)
+        verdict = verify_runs(judged, tier=tier, expected_root=expected_root)      # each run judged once
+        code = run_verify(judged, tier=tier, junitxml=junitxml, expected_root=expected_root, verbose=verbose,
+                          verdict=verdict)
     if junitxml is not None:
         add_junit_failures(Path(junitxml), missing)
     passed = sum(1 for run in verdict.runs if all(c.passed for c in verdict.for_run(run))) if verdict else 0

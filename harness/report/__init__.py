@@ -24,7 +24,7 @@ from harness.record import RESULT_FILE, read_result
 from harness.report import gallery, plots
 from harness.settle import settle
 from harness.verify import logs
-from harness.verify.compare import Verdict, load_run, verify_runs
+from harness.verify.compare import Verdict, group_statistics, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected
 from harness.verify.provenance import describe_overrides
 
@@ -246,12 +246,11 @@ def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dic
         if any(isinstance(row[name], (int, float)) for name in columns):
             rows.append(row)
     summary = pd.DataFrame(rows)
-    verifiable = [p.path for p in pages if p.verdict is not None]
+    verifiable = [run for p in pages if p.verdict is not None for run in p.verdict.runs]  # judged in build_pages
     group_lines, group_error = [], None
     if len(verifiable) > 1:
         try:
-            group = verify_runs(verifiable, tier=tier, expected_root=expected_root)
-            group_lines = [c.message() for c in group.statistics()]
+            group_lines = [c.message() for c in group_statistics(verifiable, expected_root=expected_root)]
         except ReproError as exc:
             group_error = exc.message
     per_class = None

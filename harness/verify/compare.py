@@ -370,6 +370,13 @@ def verify_runs(paths, tier: str | None = None, expected_root: Path | None = Non
     return Verdict(runs, checks + stats_checks)
 
 
+def group_statistics(runs: list[Run], expected_root: Path | None = None) -> list[Check]:
+    """The statistical checks over runs already loaded and judged one by one (a report's pages): the runs are not
+    judged again."""
+    unique = list({run.path: run for run in runs}.values())
+    return _group_statistics(unique, load_expected(expected_root))[0]
+
+
 def preflight(verdict: Verdict) -> None:
     """Summary metrics missing or not finite are bad input (exit 2), not a comparison to report."""
     for check in verdict.checks:

@@ -138,9 +138,13 @@ def regenerate_baselines(verdict: Verdict, expected_root: Path | None = None) ->
 
 
 def run_verify(paths: list[str | Path], tier: str | None = None, junitxml: Path | None = None,
-               expected_root: Path | None = None, regen: bool = False, verbose: bool = False) -> int:
-    """Verify runs through pytest; returns 0 (all pass), 1 (a check failed). Bad input raises ReproError (2)."""
-    verdict = verify_runs(paths, tier=tier, expected_root=expected_root)
+               expected_root: Path | None = None, regen: bool = False, verbose: bool = False,
+               verdict: Verdict | None = None) -> int:
+    """Verify runs through pytest; returns 0 (all pass), 1 (a check failed). Bad input raises ReproError (2).
+    `verdict`: these runs already judged (verify_runs), so that a caller that needs the verdict too (a batch's
+    summary) does not judge every run twice."""
+    if verdict is None:
+        verdict = verify_runs(paths, tier=tier, expected_root=expected_root)
     preflight(verdict)
     if regen:
         regenerate_baselines(verdict, expected_root)
