@@ -1,8 +1,13 @@
-"""Where files live: the one place that decides the cache, the data root and run directories.
+"""Where files live: the one place that reads the path variables and decides the cache, the data root, the run
+directories and the registries.
 
-REPRO_HOME (default: the user's cache directory, ~/.cache/repro) holds weights/ (verified downloads and the
-hash lock file) and data/ (prepared datasets). REPRO_DATA overrides the data root of the real datasets (never the
-synthetic one's), REPRO_RUNS the root of run directories (default ./runs).
+- REPRO_HOME (default: $XDG_CACHE_HOME/repro, else ~/.cache/repro) holds weights/ (verified downloads and the hash
+  lock file), downloads/ and data/ (prepared datasets);
+- REPRO_DATA overrides the data root of the real datasets (never the synthetic one's);
+- REPRO_RUNS the root of run directories (default ./runs);
+- REPRO_REPRODUCTIONS, REPRO_DATASETS, REPRO_EXPECTED: other registry folders than the repository's
+  reproductions/, datasets/ and expected/ (a site's own, or a test's);
+- REPRO_MMSEG_ZOO: a folder laid out like mmseg's `.mim` (model-index.yml + configs/) instead of the installed one.
 """
 from __future__ import annotations
 
@@ -45,6 +50,31 @@ def downloads_dir() -> Path:
 
 def runs_root() -> Path:
     return Path(os.environ.get("REPRO_RUNS", "runs")).expanduser().resolve()
+
+
+def _folder(variable: str, default: Path) -> Path:
+    return Path(os.environ.get(variable) or default).expanduser().resolve()
+
+
+def reproductions_root() -> Path:
+    """Our reproductions' registry: REPRO_REPRODUCTIONS, else the repository's reproductions/."""
+    return _folder("REPRO_REPRODUCTIONS", REPO_ROOT / "reproductions")
+
+
+def datasets_root() -> Path:
+    """The dataset registry: REPRO_DATASETS, else the repository's datasets/."""
+    return _folder("REPRO_DATASETS", REPO_ROOT / "datasets")
+
+
+def expected_dir() -> Path:
+    """The expected tables and tolerances: REPRO_EXPECTED, else the repository's expected/."""
+    return _folder("REPRO_EXPECTED", REPO_ROOT / "expected")
+
+
+def mmseg_zoo_override() -> Path | None:
+    """REPRO_MMSEG_ZOO, a folder laid out like mmseg's `.mim`; None: the installed mmseg's own."""
+    value = os.environ.get("REPRO_MMSEG_ZOO")
+    return Path(value).expanduser().resolve() if value else None
 
 
 def new_stamped_dir(parent: Path) -> Path:

@@ -8,12 +8,11 @@ its own default data root. Reads only TOML: no torch, mmcv or mmseg.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from harness import tomlcheck
+from harness import paths, tomlcheck
 from harness.errors import ReproError
 from harness.paths import REPO_ROOT
 from harness.registry.lookup import pick
@@ -122,7 +121,7 @@ def _raw_labels(num_classes: int, reduce_zero_label: bool) -> range:
 
 
 def datasets_root() -> Path:
-    return Path(os.environ.get("REPRO_DATASETS", REPO_ROOT / "datasets")).resolve()
+    return paths.datasets_root()
 
 
 _SPLIT = Table({"role": str, "count": int, "images": RELPATH, "annotations": RELPATH, "prefix": FRAGMENT})

@@ -6,12 +6,10 @@ weights live and the modules its configs import (`custom_imports`, default: ours
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from harness import tomlcheck
+from harness import paths, tomlcheck
 from harness.errors import ReproError
-from harness.paths import REPO_ROOT
 from harness.registry import datasets
 from harness.registry.lookup import pick
 from harness.registry.record import OUR_MODULES, Reproduction, Training, WeightsFile
@@ -21,7 +19,7 @@ METADATA = "reproduction.toml"
 
 
 def reproductions_root() -> Path:
-    return Path(os.environ.get("REPRO_REPRODUCTIONS", REPO_ROOT / "reproductions")).resolve()
+    return paths.reproductions_root()
 
 
 _WEIGHTS = Table({"repo": RELPATH, "revision": NAME, "filename": RELPATH, "approx_size": Optional(str, ""),

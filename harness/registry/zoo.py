@@ -14,12 +14,11 @@ REPRO_MMSEG_ZOO names another folder laid out like `mmseg/.mim` (a mirror, or a 
 """
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
-from harness import tomlcheck
+from harness import paths, tomlcheck
 from harness.errors import ReproError
 from harness.registry import datasets
 from harness.registry.lookup import pick
@@ -38,8 +37,9 @@ FIX = "use the metafiles of mmsegmentation 0.29.1 (reinstall it), or fix the ind
 
 def zoo_root() -> Path:
     """The folder holding model-index.yml: REPRO_MMSEG_ZOO, else the installed mmseg's `.mim` (not imported)."""
-    if os.environ.get("REPRO_MMSEG_ZOO"):
-        return Path(os.environ["REPRO_MMSEG_ZOO"]).expanduser().resolve()
+    override = paths.mmseg_zoo_override()
+    if override is not None:
+        return override
     from importlib.util import find_spec
 
     spec = find_spec("mmseg")

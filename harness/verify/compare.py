@@ -350,7 +350,9 @@ def verify_runs(paths, tier: str | None = None, expected_root: Path | None = Non
     """Judge run directories / result.json files (or already loaded Runs) against the expected tables.
 
     :param paths: run directories, result.json paths or Run objects
-    :param tier: "released", "retrain" or None (per run: retrain for training runs, else released)
+    :param tier: "released", "retrain", "baseline" or None (per run, from its provenance: released only for the
+        released weights with the published protocol, else retrain, baseline for baseline reproductions; the rule
+        is harness.verify.provenance.choose_tier)
     :param expected_root: an expected/ folder (default: harness.verify.expected.expected_dir())
     :returns: a Verdict; bad input raises ReproError
     """

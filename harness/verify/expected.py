@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import tomlcheck
+from harness import paths, tomlcheck
 from harness.choices import TIERS
 from harness.errors import ReproError
-from harness.paths import REPO_ROOT
 from harness.registry import datasets
 from harness.tomlcheck import Map, Optional, Table
 
@@ -82,7 +80,7 @@ def zoo_summary_rows(reproduction: str, protocol: str) -> pd.DataFrame:
 
 def expected_dir() -> Path:
     """REPRO_EXPECTED, or the repository's expected/."""
-    return Path(os.environ.get("REPRO_EXPECTED", REPO_ROOT / "expected")).resolve()
+    return paths.expected_dir()
 
 
 @dataclass(frozen=True)
