@@ -12,8 +12,9 @@ directories and the registries.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
+
+from harness import clock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def mmseg_zoo_override() -> Path | None:
 
 def new_stamped_dir(parent: Path) -> Path:
     """parent/<UTC timestamp>[-n]/, created empty; never reuses a directory (mkdir decides, so racing callers differ)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.stamp()
     for n in range(1000):
         candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
         try:

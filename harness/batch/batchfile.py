@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import paths
+from harness import clock, paths
 from harness.errors import ReproError
-from harness.record import write_json_atomic
+from harness.fileio import write_json_atomic
 
 BATCH_FILE = "batch.json"
 SCHEMA = "repro.batch/1"
@@ -28,7 +27,7 @@ STATES = ("pending", "running", "succeeded", "failed", "not-started", "submitted
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return clock.iso_now()
 
 
 def run_dir_name(task: int, reproduction: str, protocol: str, width: int = 2) -> str:

@@ -16,6 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from harness import clock
 from harness.errors import ReproError
 from harness.fetch import atomic, layout, ownership, unpack
 from harness.paths import downloads_dir
@@ -188,7 +189,7 @@ def _build(ds: Dataset, root: Path, zip_path: Path | None, url: str | None, md5:
     except unpack.ChecksumMismatch:
         shutil.rmtree(tmp, ignore_errors=True)
         if zip_path.parent == downloads_dir():          # our own download: move it aside, never reuse it
-            bad = zip_path.with_name(f"{zip_path.name}.bad-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+            bad = zip_path.with_name(f"{zip_path.name}.bad-{clock.stamp()}")
             os.replace(zip_path, bad)
             raise ReproError(f"downloaded {zip_path.name} from {source_label} does not match the published "
                              f"md5/sha1; moved to {bad}",
