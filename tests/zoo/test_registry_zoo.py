@@ -102,7 +102,7 @@ def test_list_zoo_json_lists_every_entry_and_filters(tmp_path, monkeypatch):
     ("Name", "- Name: segformer_mit-b0_512x512_160k_ade20k\n", "- Name: ../../../escaped\n"),
     ("segformer_mit-b0_512x512_160k_ade20k.Config", "Config: configs/segformer/segformer_mit-b0_512x512_160k_ade20k.py",
      "Config: /etc/passwd"),
-    ("segformer_mit-b0_512x512_160k_ade20k.Weights", "segformer_mit-b0_512x512_160k_ade20k_20210726_101530-8ffa8fda.pth",
+    ("segformer_mit-b0_512x512_160k_ade20k.Weights", "segformer_mit-b0_512x512_160k_ade20k_20220617_162207-c00b9603.pth",
      ".."),
 ], ids=["name", "config", "weights"])
 def test_a_hostile_index_is_refused_when_read(tmp_path, monkeypatch, field, old, new):
