@@ -58,7 +58,7 @@ def main() -> None:
     other = synthetic_ledger(args.images, args.classes, seed=1, shift=0.01)
     print(f"ledger {args.images} images x {args.classes} classes, 1 thread (numpy {np.__version__})")
     for resamples in (1000, 2000):
-        seconds = median_seconds(lambda: bootstrap(base, resamples=resamples), args.runs)
+        seconds = median_seconds(lambda r=resamples: bootstrap(base, resamples=r), args.runs)
         print(f"bootstrap        {resamples:5d} resamples  {seconds:6.2f} s   {seconds / GOAL_S:5.2f} of the {GOAL_S:.0f} s goal")
     seconds = median_seconds(lambda: paired_bootstrap(base, other, resamples=1000), args.runs)
     print(f"paired bootstrap  1000 resamples  {seconds:6.2f} s   {seconds / GOAL_S:5.2f} of the {GOAL_S:.0f} s goal")

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 DEMO = "eva02_demo"
 
 
@@ -66,10 +65,10 @@ def prepare_data(settings: DemoSettings) -> Path:
 
 
 def run_demo(settings: DemoSettings) -> DemoResult:
+    from harness.report import write_reports
     from harness.run import api as runs
     from harness.run.claim import new_run_dir
     from harness.run.options import LaunchOptions
-    from harness.report import write_reports
     from harness.verify.plugin import run_verify
 
     settings.work_dir = Path(settings.work_dir).expanduser().resolve()

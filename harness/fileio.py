@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+CHUNK = 1 << 20          # what a hasher that shows progress reads at a time (harness.fetch.hashing)
+
 
 def _fsync_dir(folder: Path) -> None:
     try:

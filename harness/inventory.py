@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from harness import registry
 from harness.fetch import dataroot, weights
-from harness.paths import data_root
+from harness.registry import datasets
 from harness.verify.expected import published
 
 
 def _dataset_state(dataset: str) -> str:
     """The state of the dataset's default data root (`<id>-synthetic`: its synthetic stand-in's, which REPRO_DATA
     never moves)."""
-    root = data_root(dataset)
+    root = datasets.data_root(dataset)
     return f"{dataroot.status(root)} ({root})"
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from harness import paths, registry
+from harness import registry
 from harness.cli import cli
 from harness.errors import ReproError
 from harness.fetch import dataroot, layout, synthetic
@@ -105,8 +105,8 @@ def test_synthetic_name_means_the_dataset_with_its_own_root(tmp_path, monkeypatc
     monkeypatch.setenv("REPRO_DATA", str(tmp_path / "real"))
     assert datasets.resolve("ade20k-synthetic") == (datasets.get("ade20k"), True)
     assert datasets.resolve("ade20k") == (datasets.get("ade20k"), False)
-    assert paths.data_root("ade20k") == tmp_path / "real"
-    assert paths.data_root("ade20k-synthetic") == tmp_path / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
+    assert datasets.data_root("ade20k") == tmp_path / "real"
+    assert datasets.data_root("ade20k-synthetic") == tmp_path / "data" / "ade20k-synthetic" / "ADEChallengeData2016"
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -143,6 +143,51 @@ def test_malformed_file_names_the_file_and_the_field(tmp_path, change, field, wh
         datasets.all_datasets(root)
     assert err.value.message.startswith(f"{root / 'tinyseg' / 'dataset.toml'}: field '{field}' {what}")
     assert "\n" not in err.value.one_line()
+
+
+@pytest.mark.parametrize("old, new, field, what", [
+    ("reduce_zero_label = false", 'reduce_zero_label = "false"', "labels.reduce_zero_label", "must be bool, found 'false'"),
+    ('classes = ["road", "car", "tree", "sky", "person"]', 'classes = "road"', "labels.classes",
+     "must be a list of str, found 'road'"),
+    ("image_suffix =", "image_sufix =", "files.image_sufix", "is not a dataset field; did you mean 'files.image_suffix'?"),
+    ("[labels]", "[label]", "label", "is not a dataset field; did you mean 'labels'?"),
+    ('folder = "TinySegData"', 'folder = ["TinySegData"]', "folder", "must be a file name (str), found ['TinySegData']"),
+], ids=["string-bool", "string-list", "misspelled", "misspelled-table", "list-name"])
+def test_types_and_names_are_checked_strictly(tmp_path, old, new, field, what):
+    root = _registry_with(tmp_path, TINY.replace(old, new, 1))
+    with pytest.raises(ReproError) as err:
+        datasets.all_datasets(root)
+    assert err.value.message.startswith(f"{root / 'tinyseg' / 'dataset.toml'}: field '{field}' {what}")
+
+
+@pytest.mark.parametrize("old, new, field", [
+    ('folder = "TinySegData"', 'folder = "../../escaped"', "folder"),
+    ('folder = "TinySegData"', 'folder = "/tmp/escaped"', "folder"),
+    ('image_suffix = ".png"', 'image_suffix = "/../../../escaped.png"', "files.image_suffix"),
+    ('annotation_suffix = ".png"', 'annotation_suffix = "/../x.png"', "files.annotation_suffix"),
+    ('prefix = "t_"', 'prefix = "../../t_"', "splits.train.prefix"),
+    ('images = "img/train"', 'images = "../../../escaped"', "splits.train.images"),
+    ('annotations = "ann/val"', 'annotations = "/tmp/ann"', "splits.val.annotations"),
+    ("[splits.val]", '[splits."../val"]', "splits.../val"),
+    ("[labels]", '[archive]\nurl = "https://x/y.zip"\nfilename = "../y.zip"\n[labels]', "archive.filename"),
+    ("[labels]", '[archive]\nurl = "https://x/y.zip"\nfilename = "y.zip"\nfolder = ".."\n[labels]', "archive.folder"),
+], ids=["folder-dots", "folder-absolute", "image-suffix", "annotation-suffix", "prefix", "images", "annotations",
+        "split-name", "archive-filename", "archive-folder"])
+def test_fields_that_become_paths_cannot_leave_the_data_root(tmp_path, monkeypatch, old, new, field):
+    """A dataset.toml from elsewhere with `../` in a folder, a prefix or a suffix is refused when read, naming the
+    field, so the synthetic generator never writes outside its data root (issue 24)."""
+    registry_root = _registry_with(tmp_path / "registry", TINY.replace(old, new, 1))
+    monkeypatch.setenv("REPRO_DATASETS", str(registry_root))
+    monkeypatch.setenv("REPRO_HOME", str(tmp_path / "home"))
+    with pytest.raises(ReproError) as err:
+        datasets.all_datasets()
+    assert err.value.message.startswith(f"{registry_root / 'tinyseg' / 'dataset.toml'}: field '{field}' ")
+    assert any(word in err.value.message for word in ("'..'", "absolute path", "separator"))
+    result = CliRunner().invoke(cli, ["prepare", "tinyseg", "--synthetic", "4", "--val", "2",
+                                      "--data-root", str(tmp_path / "inside" / "TinySegData")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "inside").exists(), "nothing written"
+    assert not list(tmp_path.rglob("escaped*")) and not list(tmp_path.parent.glob("escaped*"))
 
 
 def test_unreadable_toml_names_the_file(tmp_path):

@@ -5,12 +5,11 @@ lines in the verdict, failing test cases in its JUnit XML, and pages saying why 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.batch.members import Member, expand
+from harness.fileio import write_bytes_atomic
 
 
 def verify_batch(paths, tier: str | None = None, junitxml: Path | None = None, expected_root: Path | None = None,
@@ -24,8 +23,9 @@ def verify_batch(paths, tier: str | None = None, junitxml: Path | None = None, e
     missing = [m for m in members if not m.verifiable]
     code, verdict = 1, None
     if judged:
-        code = run_verify(judged, tier=tier, junitxml=junitxml, expected_root=expected_root, verbose=verbose)
-        verdict = verify_runs(judged, tier=tier, expected_root=expected_root)
+        verdict = verify_runs(judged, tier=tier, expected_root=expected_root)      # each run judged once
+        code = run_verify(judged, tier=tier, junitxml=junitxml, expected_root=expected_root, verbose=verbose,
+                          verdict=verdict)
     if junitxml is not None:
         add_junit_failures(Path(junitxml), missing)
     passed = sum(1 for run in verdict.runs if all(c.passed for c in verdict.for_run(run))) if verdict else 0
@@ -66,8 +66,4 @@ def add_junit_failures(path: Path, missing: list[Member]) -> None:
         failure.text = member.line()
     for key in ("tests", "failures"):
         suite.set(key, str(int(suite.get(key, "0")) + len(missing)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, ET.tostring(root, encoding="utf-8", xml_declaration=True))

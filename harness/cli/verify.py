@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from harness.choices import TIER_CHOICES
 from harness.cli.group import cli
 
-TIER = click.Choice(["auto", "released", "retrain", "baseline"])
+TIER = click.Choice(TIER_CHOICES)
 
 
 @cli.command("verify", epilog="""\b
@@ -19,9 +20,12 @@ Examples:
 """)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tier", type=TIER, default="auto",
-              help="released: the published checkpoints, tight tolerances; retrain: a new training run, a band "
-                   "per run and a one-sided t-test over several seeds; baseline: the harness's own baselines (the demo); "
-                   "auto: baseline for baseline reproductions, retrain for training runs, else released")
+              help="released: the released weights with the published protocol, tight tolerances (refused for a run "
+                   "that is not); retrain: a band per run and a one-sided t-test over several seeds; baseline: the "
+                   "harness's own baselines (the demo); auto: from the run's provenance: baseline for baseline "
+                   "reproductions, released only for the released weights (recorded sha256 equal to the released "
+                   "one) evaluated in fp32 without --cfg-options that change the model or test pipeline, else "
+                   "retrain (training runs, their checkpoints, other checkpoints, overrides; the verdict says why)")
 @click.option("--junitxml", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write a JUnit XML report here")
 @click.option("--expected", "expected_root", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import logging
 import pickle
 import re
 from dataclasses import dataclass, field

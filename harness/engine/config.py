@@ -5,6 +5,7 @@ the one of the process that builds the config: a dry run on a Slurm login node s
 """
 from __future__ import annotations
 
+from harness import cfg_options
 from harness.run.options import DEVICES, target_device  # noqa: F401  (the one device resolver)
 
 
@@ -48,7 +49,7 @@ def build_config(job: dict, device: str | None = None):
         _train_overrides(cfg, job, device)
     _device_choices(cfg, device)
     if job.get("cfg_options"):
-        cfg.merge_from_dict(job["cfg_options"])
+        cfg.merge_from_dict(cfg_options.parse(job["cfg_options"]))
     return cfg
 
 

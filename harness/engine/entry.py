@@ -12,7 +12,6 @@ harness/run/finalize.py turns into result.json. On an exception each rank writes
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -74,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
             out.setdefault("artifacts", {}).update(config="config.py", log=LOG_NAMES[job["kind"]])
             out["kind"] = job["kind"]
             out["environment"] = capture_environment()
-            out.pop("_torch", None), out.pop("_mmcv", None)
             write_json_atomic(run_dir / ENGINE_FILE, out)
         if info["distributed"]:
             import torch.distributed as dist

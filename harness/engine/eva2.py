@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from mmcv.runner import BaseModule
 from mmseg.models.builder import BACKBONES
 
-from harness.engine.checkpoint import ROPE_BUFFERS, _load_matching, compare, is_rope_buffer, safe_load  # noqa: F401
+from harness.engine.checkpoint import ROPE_BUFFERS, LoadReport, _load_matching, compare, is_rope_buffer, safe_load  # noqa: F401
 from harness.errors import ReproError
 
 __all__ = ['EVA2', 'checkpoint_filter_fn']

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+from harness.choices import PRECISIONS
 
 
 def set_matmul_precision(precision: str) -> None:

@@ -10,6 +10,7 @@ tests/engine/test_shims.py runs the real engine code path with and without each 
 | `ddp_forward_module` | `MMDistributedDataParallel._run_ddp_forward` reads `_use_replicated_tensor_module`, gone from DDP |
 | `ddp_cpu_datacontainers` | MMDDP with `device_ids=None` (CPU, gloo) hands mmcv DataContainers to the model unscattered |
 | `safe_checkpoint_loading` | mmcv's local loader calls `torch.load` without `weights_only`; torch >= 2.6 refuses numpy scalars |
+| `knet_out_channels` | mmseg 0.29.1's `IterativeDecodeHead` (KNet) sets no `out_channels`, which `EncoderDecoder` reads (any torch) |
 | `local_rank_argument` | `torch.distributed.launch` passes `--local-rank=N`; mmseg's tools only know `--local_rank` |
 | yapf: no shim | mmcv 1.7.2 already drops `verify=` for yapf >= 0.40.2 (mmcv PR #2944): `Config.dump` works with yapf 0.43 |
 """
@@ -131,6 +132,27 @@ def safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes="", force=True)(load_from_local)
 
 
+def knet_out_channels() -> None:
+    """mmseg 0.29.1's `IterativeDecodeHead` (every KNet config) skips `BaseDecodeHead.__init__`, so it never sets
+    `out_channels`, and `EncoderDecoder.__init__` reads `decode_head.out_channels`: building any KNet model fails
+    with `'IterativeDecodeHead' object has no attribute 'out_channels'` (open-mmlab/mmsegmentation#2325). The head
+    predicts with its kernel generate head's classes, so its output channels are that head's `out_channels`
+    (num_classes for the softmax heads of the zoo); we set them after the original constructor.
+    """
+    if not _once("knet_out_channels"):
+        return
+    from mmseg.models.decode_heads.knet_head import IterativeDecodeHead
+
+    original = IterativeDecodeHead.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if not hasattr(self, "out_channels"):
+            self.out_channels = self.kernel_generate_head.out_channels
+
+    _patch(IterativeDecodeHead, "__init__", __init__)
+
+
 def local_rank_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Accept both `--local-rank` (torch >= 2.0 `torch.distributed.launch`) and `--local_rank` (mmseg's tools).
 
@@ -151,7 +173,7 @@ def export_local_rank(local_rank: int | None) -> None:
 # was removed in yapf 0.40.2); with yapf 0.43 it calls FormatCode(text, style_config=...). So Config.dump works
 # unpatched; tests/engine/test_shims.py::test_config_dump_with_installed_yapf keeps that true.
 
-SHIMS = (scatter_get_stream, ddp_forward_module, ddp_cpu_datacontainers, safe_checkpoint_loading)
+SHIMS = (scatter_get_stream, ddp_forward_module, ddp_cpu_datacontainers, safe_checkpoint_loading, knet_out_channels)
 
 
 def apply_all() -> list[str]:

@@ -50,7 +50,6 @@ def match_eval_fp16(model, cfg) -> bool:
 
 
 def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
-    import mmcv
     import torch
     from mmcv.runner import build_optimizer, build_runner
     from mmcv.utils import get_git_hash
@@ -145,5 +144,4 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
             "training": {"iterations": runner.iter, "optimizer_steps": runner.iter // int(job.get("accumulate") or 1),
                          "resumed_from": resumed_from, "sync_bn_to_bn": reverted, "device": info["device"],
                          "amp": trains_with_amp(cfg, info["device"]), "best_score": (runner.meta or {}).get("hook_msgs", {})
-                         .get("best_score")},
-            "_torch": torch.__version__, "_mmcv": mmcv.__version__}
+                         .get("best_score")}}

@@ -16,6 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from harness import clock
 from harness.errors import ReproError
 from harness.fetch import atomic, layout, ownership, unpack
 from harness.paths import downloads_dir
@@ -24,8 +25,7 @@ from harness.registry.datasets import Dataset
 
 
 def default_root(dataset: Dataset | str | None = None) -> Path:
-    from harness.paths import data_root
-    return data_root(datasets.of(dataset).id)
+    return datasets.data_root(datasets.of(dataset).id)
 
 
 def _prepare_fix(root: Path, manifest: dict | None = None, dataset: Dataset | str | None = None) -> str:
@@ -188,7 +188,7 @@ def _build(ds: Dataset, root: Path, zip_path: Path | None, url: str | None, md5:
     except unpack.ChecksumMismatch:
         shutil.rmtree(tmp, ignore_errors=True)
         if zip_path.parent == downloads_dir():          # our own download: move it aside, never reuse it
-            bad = zip_path.with_name(f"{zip_path.name}.bad-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+            bad = zip_path.with_name(f"{zip_path.name}.bad-{clock.stamp()}")
             os.replace(zip_path, bad)
             raise ReproError(f"downloaded {zip_path.name} from {source_label} does not match the published "
                              f"md5/sha1; moved to {bad}",

@@ -200,8 +200,7 @@ def _build(ds: Dataset, root: Path, wanted: dict, force: bool, progress: bool) -
 def default_root(dataset: Dataset | str | None = None) -> Path:
     """<REPRO_HOME>/data/<id>-synthetic/<folder> (ADE20K: …/ade20k-synthetic/ADEChallengeData2016); REPRO_DATA (the
     real datasets' root) never moves it."""
-    from harness.paths import data_root
-    return data_root(datasets.of(dataset).id + datasets.SYNTHETIC)
+    return datasets.data_root(datasets.of(dataset).id + datasets.SYNTHETIC)
 
 
 def generate_cli(root: Path | None, num_train: int, num_val: int | None, seed: int, force: bool,

@@ -27,12 +27,13 @@ import json
 import os
 import re
 import shutil
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness import clock
 from harness.errors import ReproError
 from harness.fetch.hashing import sha256 as file_sha256
+from harness.fileio import write_text_atomic
 from harness.paths import weights_dir
 from harness.registry import Reproduction, UrlWeights, WeightsFile
 
@@ -99,10 +100,7 @@ def read_lock() -> dict:
 
 
 def _write_lock(data: dict) -> None:
-    path = weights_dir() / LOCK
-    tmp = path.with_name(f"{LOCK}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(weights_dir() / LOCK, json.dumps(data, indent=2, sort_keys=True) + "\n")   # fsynced
 
 
 def _fingerprint(path: Path) -> list[int]:
@@ -115,7 +113,7 @@ def _record(wf: WeightsFile, path: Path, digest: str, source: str, local: bool) 
         data = read_lock()
         entry = data.get(key(wf), {})
         entry.update({"sha256": digest, "size": path.stat().st_size})
-        entry.setdefault("first_verified", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        entry.setdefault("first_verified", clock.iso_now())
         entry.setdefault("source", source)
         checked = entry.setdefault("checked", {})
         checked[str(path)] = _fingerprint(path)
@@ -172,12 +170,12 @@ def quarantine(path: Path, reason: str, cache_pointer: Path | None = None) -> Pa
     """Move a bad file aside (never delete it) and drop the cache entry pointing at it; return where it went."""
     quarantine_dir().mkdir(parents=True, exist_ok=True)
     real = path.resolve()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stamp = clock.stamp()
     dest = quarantine_dir() / f"{Path(real).name[:80]}.{stamp}.{os.getpid()}"
     if path.name != real.name:
         dest = quarantine_dir() / f"{path.name}.{stamp}.{os.getpid()}"
     shutil.move(str(real), dest)
-    (dest.with_name(dest.name + ".reason")).write_text(f"{path}\n{reason}\n")
+    write_text_atomic(dest.with_name(dest.name + ".reason"), f"{path}\n{reason}\n")
     for link in (cache_pointer, path):
         if link is not None and link.is_symlink():
             link.unlink()

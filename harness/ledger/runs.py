@@ -25,9 +25,9 @@ from harness.errors import ReproError
 from harness.fileio import file_sha256
 from harness.ledger import stats
 from harness.ledger.store import LEDGER_FILE, Ledger, LedgerInvalid, read_ledger
+from harness.registry import datasets
 from harness.run.folder import RESULT_FILE
 from harness.run.record import read_result
-from harness.registry import datasets
 
 MOVED_SHOWN = 10              # images listed as moved most, per pair
 CLASSES_SHOWN = 5             # classes named on the console, per pair

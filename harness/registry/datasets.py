@@ -8,15 +8,14 @@ its own default data root. Reads only TOML: no torch, mmcv or mmseg.
 """
 from __future__ import annotations
 
-import os
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from harness import REPO_ROOT, paths, tomlcheck
 from harness.errors import ReproError
-from harness import REPO_ROOT
 from harness.registry.lookup import pick
+from harness.tomlcheck import FRAGMENT, NAME, RELPATH, List, Map, Optional, Table
 
 METADATA = "dataset.toml"
 DEFAULT = "ade20k"          # the dataset a call means when it names none (the harness's first)
@@ -121,138 +120,96 @@ def _raw_labels(num_classes: int, reduce_zero_label: bool) -> range:
 
 
 def datasets_root() -> Path:
-    return Path(os.environ.get("REPRO_DATASETS", REPO_ROOT / "datasets")).resolve()
+    return paths.datasets_root()
 
 
-class _Fields:
-    """Typed access to one dataset.toml: a missing, mistyped or unknown field is one error naming file and field."""
-
-    def __init__(self, path: Path, data: dict, prefix: str = ""):
-        self.path, self.data, self.prefix = path, data, prefix
-        self.used: set[str] = set()
-
-    def fail(self, key: str, what: str) -> ReproError:
-        return ReproError(f"{self.path}: field '{self.prefix}{key}' {what}", fix=FIX)
-
-    def get(self, key: str, kind: type | tuple[type, ...], default=...):
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise self.fail(key, "is missing")
-            return default
-        value = self.data[key]
-        # bool is an int in Python; an integer field must not accept `true`
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-            names = " or ".join(k.__name__ for k in _tuple(kind))
-            raise self.fail(key, f"must be {names}, found {value!r}")
-        return value
-
-    def table(self, key: str, required: bool = True) -> _Fields | None:
-        data = self.get(key, dict, ... if required else None)
-        return None if data is None else _Fields(self.path, data, f"{self.prefix}{key}.")
-
-    def positive(self, key: str) -> int:
-        value = self.get(key, int)
-        if value < 1:
-            raise self.fail(key, f"must be at least 1, found {value}")
-        return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise self.fail(unknown[0], "is not a dataset field")
+_SPLIT = Table({"role": str, "count": int, "images": RELPATH, "annotations": RELPATH, "prefix": FRAGMENT})
+SCHEMA = Table({
+    "id": NAME, "title": str, "mmseg_type": str, "zoo_name": Optional(str), "folder": NAME, "splits": Map(_SPLIT),
+    "files": Table({"digits": int, "image_suffix": FRAGMENT, "annotation_suffix": FRAGMENT}),
+    "labels": Table({"num_classes": int, "reduce_zero_label": bool, "ignore_index": int, "classes": List(str)}),
+    "synthetic": Optional(Table({"labels": List(int), "backgrounds": int})),
+    "archive": Optional(Table({"url": str, "filename": NAME, "folder": Optional(NAME), "md5": Optional(str),
+                               "sha1": Optional(str), "size": Optional(int)})),
+})
 
 
-def _tuple(kind) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
+def _positive(path: Path, where: str, value: int) -> int:
+    if value < 1:
+        raise tomlcheck.fail(path, where, f"must be at least 1, found {value}", FIX)
+    return value
 
 
-def _splits(fields: _Fields) -> tuple[Split, ...]:
-    table = fields.table("splits")
+def _splits(path: Path, table: dict) -> tuple[Split, ...]:
     splits = []
-    for name in list(table.data):
-        one = table.table(name)
-        role = one.get("role", str)
-        if role not in ROLES:
-            raise one.fail("role", f"must be one of {', '.join(ROLES)}, found {role!r}")
-        splits.append(Split(name, role, one.positive("count"), one.get("images", str), one.get("annotations", str),
-                            one.get("prefix", str)))
-        one.done()
+    for name, one in table.items():
+        if one["role"] not in ROLES:
+            raise tomlcheck.fail(path, f"splits.{name}.role", f"must be one of {', '.join(ROLES)}, found {one['role']!r}",
+                                 FIX)
+        splits.append(Split(name, one["role"], _positive(path, f"splits.{name}.count", one["count"]), one["images"],
+                            one["annotations"], one["prefix"]))
     for role in ROLES:
         if sum(s.role == role for s in splits) != 1:
-            raise fields.fail("splits", f"must hold exactly one split with role = \"{role}\"")
+            raise tomlcheck.fail(path, "splits", f"must hold exactly one split with role = \"{role}\"", FIX)
     return tuple(splits)
 
 
-def _labels(fields: _Fields) -> tuple[int, bool, int, tuple[str, ...]]:
-    labels = fields.table("labels")
-    num_classes = labels.positive("num_classes")
-    reduce_zero, ignore = labels.get("reduce_zero_label", bool), labels.get("ignore_index", int)
-    classes = labels.get("classes", list)
-    if len(classes) != num_classes or not all(isinstance(c, str) for c in classes):
-        raise labels.fail("classes", f"must list num_classes = {num_classes} names, found {len(classes)} entries")
+def _labels(path: Path, labels: dict) -> tuple[int, bool, int, tuple[str, ...]]:
+    num_classes = _positive(path, "labels.num_classes", labels["num_classes"])
+    reduce_zero, ignore, classes = labels["reduce_zero_label"], labels["ignore_index"], labels["classes"]
+    if len(classes) != num_classes:
+        raise tomlcheck.fail(path, "labels.classes", f"must list num_classes = {num_classes} names, found "
+                                                     f"{len(classes)} entries", FIX)
     if not 0 <= ignore <= 255 or (not reduce_zero and ignore < num_classes):
-        raise labels.fail("ignore_index", f"must be a uint8 value that is no class, found {ignore}")
+        raise tomlcheck.fail(path, "labels.ignore_index", f"must be a uint8 value that is no class, found {ignore}", FIX)
     if num_classes + reduce_zero > 255:
-        raise labels.fail("num_classes", f"leaves no uint8 value to ignore, found {num_classes}")
-    labels.done()
+        raise tomlcheck.fail(path, "labels.num_classes", f"leaves no uint8 value to ignore, found {num_classes}", FIX)
     return num_classes, reduce_zero, ignore, tuple(classes)
 
 
-def _synthetic(fields: _Fields, raw: range) -> tuple[tuple[int, ...], int]:
+def _synthetic(path: Path, table: dict | None, raw: range) -> tuple[tuple[int, ...], int]:
     """The raw labels the synthetic generator draws (default: the first ten classes) and how many are backgrounds."""
-    table = fields.table("synthetic", required=False)
     if table is None:
         labels = tuple(raw[:10])
         return labels, max(1, len(labels) // 2)
-    labels = tuple(table.get("labels", list))
-    if not labels or any(isinstance(v, bool) or not isinstance(v, int) or v not in raw for v in labels):
-        raise table.fail("labels", f"must list raw class labels in {raw.start}..{raw.stop - 1}, found {list(labels)}")
-    backgrounds = table.positive("backgrounds")
+    labels = tuple(table["labels"])
+    if not labels or any(v not in raw for v in labels):
+        raise tomlcheck.fail(path, "synthetic.labels", f"must list raw class labels in {raw.start}..{raw.stop - 1}, "
+                                                       f"found {list(labels)}", FIX)
+    backgrounds = _positive(path, "synthetic.backgrounds", table["backgrounds"])
     if backgrounds >= len(labels) and len(labels) > 1:
-        raise table.fail("backgrounds", f"must leave some of the {len(labels)} labels as objects, found {backgrounds}")
-    table.done()
+        raise tomlcheck.fail(path, "synthetic.backgrounds", f"must leave some of the {len(labels)} labels as objects, "
+                                                            f"found {backgrounds}", FIX)
     return labels, backgrounds
 
 
-def _archive(fields: _Fields, folder: str) -> Archive | None:
-    table = fields.table("archive", required=False)
+def _archive(table: dict | None, folder: str) -> Archive | None:
     if table is None:
         return None
-    archive = Archive(url=table.get("url", str), filename=table.get("filename", str),
-                      folder=table.get("folder", str, folder), md5=table.get("md5", str, None),
-                      sha1=table.get("sha1", str, None), size=table.get("size", int, None))
-    table.done()
-    return archive
+    return Archive(url=table["url"], filename=table["filename"], folder=table["folder"] or folder, md5=table["md5"],
+                   sha1=table["sha1"], size=table["size"])
 
 
 def load_dataset(folder: Path) -> Dataset:
+    """datasets/<id>/dataset.toml, checked against SCHEMA (harness/tomlcheck.py) and the facts' own rules."""
     path = folder / METADATA
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ReproError(f"cannot read {path}: {exc}", fix="fix the TOML syntax of that file") from exc
-    fields = _Fields(path, data)
-    dataset_id = fields.get("id", str)
+    data = tomlcheck.read(path, SCHEMA, "dataset", fix=FIX)
+    dataset_id = data["id"]
     if dataset_id != folder.name:
-        raise fields.fail("id", f"'{dataset_id}' differs from its folder name '{folder.name}'")
+        raise tomlcheck.fail(path, "id", f"'{dataset_id}' differs from its folder name '{folder.name}'", FIX)
     if dataset_id.endswith(SYNTHETIC):
-        raise fields.fail("id", f"must not end in '{SYNTHETIC}' (that names a dataset's synthetic stand-in)")
-    folder_name = fields.get("folder", str)
-    files = fields.table("files")
-    digits, image_suffix, annotation_suffix = files.positive("digits"), files.get("image_suffix", str), \
-        files.get("annotation_suffix", str)
-    files.done()
-    num_classes, reduce_zero, ignore, classes = _labels(fields)
-    synthetic_labels, backgrounds = _synthetic(fields, _raw_labels(num_classes, reduce_zero))
-    dataset = Dataset(
-        id=dataset_id, title=fields.get("title", str), mmseg_type=fields.get("mmseg_type", str),
-        zoo_name=fields.get("zoo_name", str, None), folder=folder_name, splits=_splits(fields), digits=digits,
-        image_suffix=image_suffix, annotation_suffix=annotation_suffix, num_classes=num_classes,
-        reduce_zero_label=reduce_zero, ignore_index=ignore, classes=classes, synthetic_labels=synthetic_labels,
-        synthetic_backgrounds=backgrounds, archive=_archive(fields, folder_name), file=path)
-    fields.done()
-    return dataset
+        raise tomlcheck.fail(path, "id", f"must not end in '{SYNTHETIC}' (that names a dataset's synthetic stand-in)",
+                             FIX)
+    files = data["files"]
+    num_classes, reduce_zero, ignore, classes = _labels(path, data["labels"])
+    synthetic_labels, backgrounds = _synthetic(path, data["synthetic"], _raw_labels(num_classes, reduce_zero))
+    return Dataset(
+        id=dataset_id, title=data["title"], mmseg_type=data["mmseg_type"], zoo_name=data["zoo_name"],
+        folder=data["folder"], splits=_splits(path, data["splits"]),
+        digits=_positive(path, "files.digits", files["digits"]), image_suffix=files["image_suffix"],
+        annotation_suffix=files["annotation_suffix"], num_classes=num_classes, reduce_zero_label=reduce_zero,
+        ignore_index=ignore, classes=classes, synthetic_labels=synthetic_labels, synthetic_backgrounds=backgrounds,
+        archive=_archive(data["archive"], data["folder"]), file=path)
 
 
 @lru_cache(maxsize=8)
@@ -284,6 +241,19 @@ def of(dataset: Dataset | str | None) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
     return resolve(dataset or DEFAULT)[0]
+
+
+def data_root(dataset: str | None = None) -> Path:
+    """The prepared dataset's root, <REPRO_HOME>/data/<name>/<its folder> (datasets/<id>/dataset.toml names the
+    folder), e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016 and, for its synthetic stand-in,
+    <REPRO_HOME>/data/ade20k-synthetic/ADEChallengeData2016. REPRO_DATA moves the real datasets only: a synthetic
+    default there would sit on (and could replace) the real data."""
+    dataset = dataset or DEFAULT
+    found, synthetic = resolve(dataset)
+    override = paths.real_data_override()
+    if override and not synthetic:
+        return override
+    return paths.data_home(dataset) / found.folder
 
 
 def of_record(record: dict) -> Dataset:

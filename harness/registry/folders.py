@@ -6,21 +6,31 @@ weights live and the modules its configs import (`custom_imports`, default: ours
 """
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 
+from harness import paths, tomlcheck
 from harness.errors import ReproError
-from harness import REPO_ROOT
 from harness.registry import datasets
 from harness.registry.lookup import pick
 from harness.registry.record import OUR_MODULES, Reproduction, Training, WeightsFile
+from harness.tomlcheck import NAME, RELPATH, List, Map, Optional, Table
 
 METADATA = "reproduction.toml"
 
 
 def reproductions_root() -> Path:
-    return Path(os.environ.get("REPRO_REPRODUCTIONS", REPO_ROOT / "reproductions")).resolve()
+    return paths.reproductions_root()
+
+
+_WEIGHTS = Table({"repo": RELPATH, "revision": NAME, "filename": RELPATH, "approx_size": Optional(str, ""),
+                  "sha256": Optional(str), "size": Optional(int)})
+SCHEMA = Table({
+    "id": NAME, "title": str, "model": str, "dataset": NAME, "protocols": Map(RELPATH),
+    "training": Table({"gpus": int, "nnodes": int, "samples_per_gpu": int, "total_batch": int, "max_iters": int,
+                       "seed": Optional(int)}),
+    "weights": Optional(_WEIGHTS), "pretrained": Optional(_WEIGHTS), "baseline": Optional(bool, False),
+    "paper": Optional(str, ""), "code": Optional(str, ""), "custom_imports": Optional(List(str), list(OUR_MODULES)),
+})
 
 
 def _weights(data: dict | None) -> WeightsFile | None:
@@ -29,23 +39,13 @@ def _weights(data: dict | None) -> WeightsFile | None:
 
 def load_reproduction(folder: Path) -> Reproduction:
     path = folder / METADATA
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ReproError(f"cannot read {path}: {exc}", fix="fix the TOML syntax of that file") from exc
-    known = {"id", "title", "model", "dataset", "protocols", "training", "weights", "pretrained",
-             "baseline", "paper", "code", "custom_imports"}
-    try:
-        rep = Reproduction(
-            id=data["id"], folder=folder, title=data["title"], model=data["model"], dataset=data["dataset"],
-            protocols=dict(data["protocols"]), training=Training(**data["training"]),
-            weights=_weights(data.get("weights")), pretrained=_weights(data.get("pretrained")),
-            baseline=bool(data.get("baseline", False)), paper=data.get("paper", ""), code=data.get("code", ""),
-            extra={k: v for k, v in data.items() if k not in known},
-            custom_imports=tuple(data.get("custom_imports", OUR_MODULES)),
-        )
-    except (KeyError, TypeError) as exc:
-        raise ReproError(f"{path}: missing or unknown field {exc}", fix="compare it with another reproduction.toml") from exc
+    data = tomlcheck.read(path, SCHEMA, "reproduction", fix="compare it with another reproduction.toml")
+    rep = Reproduction(
+        id=data["id"], folder=folder, title=data["title"], model=data["model"], dataset=data["dataset"],
+        protocols=data["protocols"], training=Training(**data["training"]),
+        weights=_weights(data["weights"]), pretrained=_weights(data["pretrained"]), baseline=data["baseline"],
+        paper=data["paper"], code=data["code"], custom_imports=tuple(data["custom_imports"]),
+    )
     if rep.id != folder.name:
         raise ReproError(f"{path}: id '{rep.id}' differs from its folder name '{folder.name}'",
                          fix="make the folder name and the id equal")
@@ -53,8 +53,6 @@ def load_reproduction(folder: Path) -> Reproduction:
         if not (folder / name).is_file():
             raise ReproError(f"{path}: protocol '{protocol}' names {name}, which does not exist")
     try:
-        if not isinstance(rep.dataset, str):
-            raise ReproError(f"must be a dataset id, found {rep.dataset!r}", fix="e.g. dataset = \"ade20k\"")
         datasets.resolve(rep.dataset)
     except ReproError as exc:
         raise ReproError(f"{path}: dataset: {exc.message}", fix=exc.fix) from None

@@ -14,15 +14,16 @@ REPRO_MMSEG_ZOO names another folder laid out like `mmseg/.mim` (a mirror, or a 
 """
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
+from harness import paths, tomlcheck
 from harness.errors import ReproError
 from harness.registry import datasets
 from harness.registry.lookup import pick
 from harness.registry.record import ExpectedSource, Reproduction, UrlWeights
+from harness.tomlcheck import NAME, RELPATH
 
 PREFIX = "mmseg/"
 INDEX = "model-index.yml"
@@ -31,12 +32,14 @@ MS_SETTINGS = {"test_aug": {"img_ratios": list(MS_RATIOS), "flip": True}}
 # metafile metric -> (protocol, our metric), whatever the dataset
 METRICS = {"mIoU": ("ss", "mIoU"), "mIoU(ms+flip)": ("ms", "mIoU")}
 SHA_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
+FIX = "use the metafiles of mmsegmentation 0.29.1 (reinstall it), or fix the index REPRO_MMSEG_ZOO names"
 
 
 def zoo_root() -> Path:
     """The folder holding model-index.yml: REPRO_MMSEG_ZOO, else the installed mmseg's `.mim` (not imported)."""
-    if os.environ.get("REPRO_MMSEG_ZOO"):
-        return Path(os.environ["REPRO_MMSEG_ZOO"]).expanduser().resolve()
+    override = paths.mmseg_zoo_override()
+    if override is not None:
+        return override
     from importlib.util import find_spec
 
     spec = find_spec("mmseg")
@@ -65,6 +68,17 @@ def _yaml(path: Path):
                          fix="reinstall mmsegmentation (its .mim folder is damaged), or fix REPRO_MMSEG_ZOO") from exc
 
 
+def _path_field(path: Path, field: str, value, kind):
+    """A metafile field that becomes a path (the entry's name is a folder of runs/mmseg/, its config a file below
+    the zoo root, its weights' file name a file of the weights cache): one name or relative path, nothing that
+    climbs out (issue 24); else one error naming the metafile and the field."""
+    if not isinstance(value, str):
+        raise tomlcheck.fail(path, field, f"must be a string, found {value!r}", FIX)
+    if problem := kind.problem(value):
+        raise tomlcheck.fail(path, field, f"{problem}, found {value!r}", FIX)
+    return value
+
+
 def _entry(root: Path, metafile: str, model: dict, version: str, known: dict[str, str]) -> Reproduction | None:
     """known: metafile dataset name -> our dataset id."""
     results = model.get("Results") or []
@@ -81,7 +95,10 @@ def _entry(root: Path, metafile: str, model: dict, version: str, known: dict[str
         url = model.get("Weights") or ""
         match = SHA_PREFIX.search(url)
         meta = model.get("Metadata") or {}
-        name = model["Name"]
+        name = _path_field(root / metafile, "Name", model.get("Name"), NAME)
+        _path_field(root / metafile, f"{name}.Config", model.get("Config"), RELPATH)
+        if url:
+            _path_field(root / metafile, f"{name}.Weights", url.rsplit("/", 1)[-1], NAME)
         source = f"{metafile} in mmsegmentation {version} (`{name}`)"
         return Reproduction(
             id=PREFIX + name, folder=root, title=name, model=f"{model.get('In Collection', '')} "
@@ -102,7 +119,7 @@ def _read(root: Path, stamp: float, known: tuple[tuple[str, str], ...]) -> dict[
     version = mmseg_version()
     found: dict[str, Reproduction] = {}
     for metafile in index.get("Import") or []:
-        data = _yaml(root / metafile) or {}
+        data = _yaml(root / _path_field(root / INDEX, "Import", metafile, RELPATH)) or {}
         for model in data.get("Models") or []:
             rep = _entry(root, metafile, model, version, dict(known))
             if rep is not None:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import ReproError
+from harness.report import gallery, paired, plots
 from harness.run.folder import RESULT_FILE
 from harness.run.record import read_result
-from harness.report import gallery, paired, plots
 from harness.run.settle import settle
 from harness.verify import logs
-from harness.verify.compare import Verdict, load_run, verify_runs
+from harness.verify.compare import Verdict, group_statistics, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected
 from harness.verify.provenance import describe_overrides
 
@@ -247,12 +247,11 @@ def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dic
         if any(isinstance(row[name], (int, float)) for name in columns):
             rows.append(row)
     summary = pd.DataFrame(rows)
-    verifiable = [p.path for p in pages if p.verdict is not None]
+    verifiable = [run for p in pages if p.verdict is not None for run in p.verdict.runs]  # judged in build_pages
     group_lines, group_error = [], None
     if len(verifiable) > 1:
         try:
-            group = verify_runs(verifiable, tier=tier, expected_root=expected_root)
-            group_lines = [c.message() for c in group.statistics()]
+            group_lines = [c.message() for c in group_statistics(verifiable, expected_root=expected_root)]
         except ReproError as exc:
             group_error = exc.message
     per_class = None

@@ -22,6 +22,7 @@ import shlex
 from dataclasses import fields, replace
 from pathlib import Path
 
+from harness import cfg_options as cfg_text
 from harness import clock, paths, registry
 from harness.errors import ReproError
 from harness.run import launch as launching
@@ -57,33 +58,6 @@ class DryRunRefused(ReproError):
         self.plan = plan
 
 
-def _parse_cfg_options(options: dict | list | tuple | None) -> dict:
-    """k=v strings (as on the command line) or a dict; values are parsed like mmcv's DictAction."""
-    if not options:
-        return {}
-    if isinstance(options, dict):
-        return dict(options)
-    out = {}
-    for item in options:
-        if "=" not in item:
-            raise ReproError(f"--cfg-options expects key=value, got '{item}'", fix="write e.g. model.test_cfg.mode=whole")
-        key, value = item.split("=", 1)
-        out[key] = _parse_value(value)
-    return out
-
-
-def _parse_value(text: str):
-    import ast
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        if text.lower() in ("none", "null"):
-            return None
-        return text
-
-
 def _job_name(rep_id: str, kind: str) -> str:
     return f"repro-{rep_id}-{kind}"
 
@@ -110,7 +84,7 @@ def repro_command(job: Job, launch: LaunchOptions) -> str:
         argv += ["--allow-batch-mismatch"] * bool(job.get("batch", {}).get("allow_batch_mismatch"))
     argv += ["--data-root", str(job.data_root), *launch.cli_flags()]
     argv += ["--device", job.device] if job.device else []
-    argv += [f"--cfg-options={key}={value!r}" for key, value in (job.cfg_options or {}).items()]
+    argv += [f"--cfg-options={key}={cfg_text.to_text(value)}" for key, value in (job.cfg_options or {}).items()]
     return shlex.join(argv)
 
 
@@ -287,7 +261,7 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, None, notes)
     job = _new_job("eval", rep.id, protocol, launch, device, notes, config=str(rep.config_path(protocol)),
                    **rep.settings(protocol), custom_imports=list(rep.custom_imports), checkpoint=ckpt,
-                   dataset=dataset, data_root=dataset["root"], cfg_options=_parse_cfg_options(cfg_options),
+                   dataset=dataset, data_root=dataset["root"], cfg_options=cfg_text.normalize(cfg_options),
                    samples_per_gpu=1, seed=None, eval_engine=engine, precision=precision,
                    **_show_fields(show_dir, show_limit))
     run_dir, p, text = _prepare(job, work_dir, launch, dry_run, notes, overwrite=overwrite)
@@ -345,7 +319,7 @@ def train(reproduction: str, settings: TrainSettings | None = None, *, resume: b
         raise TypeError(f"train() got unexpected settings {unknown}; known: {sorted(known)}")
     given = {k: v for k, v in given.items() if v is not None or k not in ("launch", "cfg_options")}
     s = replace(settings or TrainSettings(), **given)
-    s = replace(s, cfg_options=_parse_cfg_options(s.cfg_options), launch=s.launch or LaunchOptions())
+    s = replace(s, cfg_options=cfg_text.normalize(s.cfg_options), launch=s.launch or LaunchOptions())
     say = echo or print
     rep = registry.get(reproduction)
     if rep.training is None:     # a zoo entry: released weights only

@@ -17,6 +17,7 @@ it counts as a file a run does not make. Every folder the harness names itself l
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import socket
 from dataclasses import dataclass, field
@@ -43,11 +44,12 @@ class RunDirState:
 
     @property
     def foreign(self) -> list[str]:
-        """Entries a run does not make (a symlink is never one a run makes)."""
+        """Entries a run does not make (a symlink is one only as mmcv's latest.pth -> a sibling iter_N.pth)."""
         def made_by_a_run(name: str) -> bool:
             entry = self.path / name
             if entry.is_symlink():
-                return False
+                return name == "latest.pth" and fnmatch.fnmatchcase(os.readlink(entry), "iter_*.pth") \
+                    and "/" not in os.readlink(entry)
             if entry.is_dir():
                 return name in RUN_FOLDERS
             return is_run_file(name)

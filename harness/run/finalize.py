@@ -14,8 +14,17 @@ import sys
 from pathlib import Path
 
 from harness import clock
-from harness.run.folder import (CONSOLE_LOG, ENGINE_FILE, JOB_FILE, RESULT_FILE, SLURM_FILE, SLURM_OUTPUT_GLOB,
-                                job_file, rank_failures, read_json)
+from harness.run.folder import (
+    CONSOLE_LOG,
+    ENGINE_FILE,
+    JOB_FILE,
+    RESULT_FILE,
+    SLURM_FILE,
+    SLURM_OUTPUT_GLOB,
+    job_file,
+    rank_failures,
+    read_json,
+)
 from harness.run.job import LaunchFacts, try_read_job
 from harness.run.record import SCHEMA, Record, capture_environment, write_result
 from harness.run.shape import from_dict

@@ -16,6 +16,7 @@ from harness.fileio import write_json_atomic
 from harness.run.folder import JOB_FILE, note_written
 from harness.run.shape import UNSET, ShapeError, doc, from_dict, to_dict
 
+
 @dataclass
 class LaunchFacts:
     """How the run was started: the launch options, the world size and the commands; in the record also the
@@ -60,7 +61,8 @@ class Job:
     dataset: dict[str, Any] = doc("{name, split, root, num_images, manifest_sha256, synthetic}")
     data_root: str = doc("the dataset root the config reads")
     started: str = doc("when the run was started (ISO-8601, UTC)")
-    cfg_options: dict[str, Any] = doc("config overrides (--cfg-options), parsed")
+    cfg_options: dict[str, Any] = doc("config overrides (--cfg-options): KEY -> VALUE as text in mmcv's DictAction "
+                                      "syntax, parsed by the engine (harness/cfg_options.py)")
     checkpoint: dict[str, Any] | None = doc("eval: {path, sha256, source, ...} of the weights; train: null")
     samples_per_gpu: int | None = doc("images per process and step")
     seed: int | None = doc("the seed (eval: null)")

@@ -1,5 +1,5 @@
 """The choices a run is started with, each written once: launchers, evaluation engines, precisions, devices, and
-the launch options (how many processes start, where). `click.Choice` in harness/cli takes its tuples from here.
+the launch options (how many processes start, where). The tuples themselves live in harness/choices.py.
 
 Torch-free: `target_device` asks torch only when "auto" has to look at this machine.
 """
@@ -9,12 +9,9 @@ import re
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from harness.choices import DEVICES, ENGINES, LAUNCHERS, PRECISIONS  # noqa: F401  (re-exported for harness.run)
 from harness.errors import ReproError
 
-LAUNCHERS = ("none", "torchrun", "slurm")
-ENGINES = ("fast", "stock")
-PRECISIONS = ("fp32", "tf32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_MASTER_PORT = 29500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

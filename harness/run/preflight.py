@@ -10,10 +10,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import paths
 from harness.errors import ReproError
 from harness.fileio import file_sha256
-from harness.registry import Reproduction
+from harness.registry import Reproduction, datasets
 from harness.run.options import target_device
 from harness.run.record import read_result
 
@@ -115,7 +114,7 @@ def _resolve_weights(rep: Reproduction, which: str) -> tuple[Path, str]:
 
 def default_data_root(rep: Reproduction) -> Path:
     """The reproduction's dataset's default root (`<id>-synthetic`: the synthetic stand-in's)."""
-    return paths.data_root(rep.dataset)
+    return datasets.data_root(rep.dataset)
 
 
 def resolve_dataset(rep: Reproduction, data_root: Path | None, split: str | None, notes: Notes) -> dict:

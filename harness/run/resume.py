@@ -107,7 +107,7 @@ def _show(value) -> str:
     if value is None:
         return "(not set: the config's default)"
     if isinstance(value, dict):
-        return " ".join(f"{k}={v!r}" for k, v in value.items()) or "(none)"
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
     return str(value)
 
 

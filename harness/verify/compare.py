@@ -23,13 +23,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.choices import TIERS
 from harness.errors import ReproError
 from harness.ledger.runs import format_interval, run_intervals
+from harness.registry import datasets
 from harness.run.folder import RESULT_FILE
 from harness.run.record import read_result
-from harness.registry import datasets
 from harness.verify.consistency import check_consistency
-from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
+from harness.verify.expected import Expected, load_expected, registry_baselines
 from harness.verify.logs import to_float
 from harness.verify.provenance import choose_tier, describe_overrides
 
@@ -360,7 +361,9 @@ def verify_runs(paths, tier: str | None = None, expected_root: Path | None = Non
     """Judge run directories / result.json files (or already loaded Runs) against the expected tables.
 
     :param paths: run directories, result.json paths or Run objects
-    :param tier: "released", "retrain" or None (per run: retrain for training runs, else released)
+    :param tier: "released", "retrain", "baseline" or None (per run, from its provenance: released only for the
+        released weights with the published protocol, else retrain, baseline for baseline reproductions; the rule
+        is harness.verify.provenance.choose_tier)
     :param expected_root: an expected/ folder (default: harness.verify.expected.expected_dir())
     :returns: a Verdict; bad input raises ReproError
     """
@@ -378,6 +381,13 @@ def verify_runs(paths, tier: str | None = None, expected_root: Path | None = Non
     for run in runs:
         checks += _checks_for(run, expected, judged.get((run.reproduction, run.protocol), set()))
     return Verdict(runs, checks + stats_checks)
+
+
+def group_statistics(runs: list[Run], expected_root: Path | None = None) -> list[Check]:
+    """The statistical checks over runs already loaded and judged one by one (a report's pages): the runs are not
+    judged again."""
+    unique = list({run.path: run for run in runs}.values())
+    return _group_statistics(unique, load_expected(expected_root))[0]
 
 
 def preflight(verdict: Verdict) -> None:

@@ -19,23 +19,22 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import paths, tomlcheck
+from harness.choices import TIERS
 from harness.errors import ReproError
-from harness.paths import REPO_ROOT
 from harness.registry import datasets
+from harness.tomlcheck import Map, Optional, Table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SUMMARY_METRICS = ("aAcc", "mIoU", "mAcc")
 CLASS_METRICS = ("IoU", "Acc")
-TIERS = ("released", "retrain", "baseline")
 SUMMARY_COLUMNS = ["reproduction", "protocol", "metric", "value", "baseline", "source"]
 PER_CLASS_COLUMNS = ["reproduction", "protocol", "class", "metric", "value", "source"]
 SOURCE_COLUMNS = ["source", "file", "origin", "note"]
@@ -81,7 +80,7 @@ def zoo_summary_rows(reproduction: str, protocol: str) -> pd.DataFrame:
 
 def expected_dir() -> Path:
     """REPRO_EXPECTED, or the repository's expected/."""
-    return Path(os.environ.get("REPRO_EXPECTED", REPO_ROOT / "expected")).resolve()
+    return paths.expected_dir()
 
 
 @dataclass(frozen=True)
@@ -187,114 +186,94 @@ def _read_csv(path: Path, columns: list[str]):
     return frame
 
 
-def _tolerance(path: Path, tier: str, group: str, metric: str, entry) -> Tolerance:
-    where = f"{path.name} [{tier}.{group}.{metric}]"
-    fix = "tolerances are absolute percentage points >= 0, each with a rationale"
-    if not isinstance(entry, dict) or "abs" not in entry:
-        raise ReproError(f"{where} has no abs", fix=fix)
-    value = entry["abs"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ReproError(f"{where} abs = {value!r} is not a finite number", fix=fix)
+_TOLERANCE = Table({"abs": float, "rationale": str})
+_REFERENCE = Table({"reference_std": float, "reference_runs": int, "rationale": str})
+
+
+def _per_metric(names: tuple[str, ...], entry, required: bool = False) -> Table:
+    return Table({m: entry if required else Optional(entry) for m in names})
+
+
+def _tier(statistics: bool = False) -> Table:
+    fields = {"description": Optional(str, ""), "metrics": _per_metric(SUMMARY_METRICS, _TOLERANCE, required=True),
+              "per_class": Optional(_per_metric(CLASS_METRICS, _TOLERANCE), {}),
+              "reproductions": Optional(Map(Map(_per_metric(SUMMARY_METRICS, _TOLERANCE))), {})}
+    if statistics:
+        fields["statistics"] = Optional(Table({
+            "alpha": float, "min_runs": int, "olympic_min_runs": int,
+            **_per_metric(SUMMARY_METRICS, _REFERENCE).fields,
+            "reproductions": Optional(Map(Map(_per_metric(SUMMARY_METRICS, _REFERENCE))), {})}))
+    return Table(fields)
+
+
+TOLERANCES_SCHEMA = Table({"released": _tier(), "retrain": _tier(statistics=True), "baseline": _tier()})
+TOLERANCES_FIX = "tolerances are absolute percentage points >= 0, each with a rationale; compare with `git diff expected/`"
+
+
+def _present(entries: dict) -> dict:
+    """A checked table of optional per-metric entries, without the ones the file leaves out."""
+    return {metric: entry for metric, entry in entries.items() if entry is not None}
+
+
+def _rationale(path: Path, where: str, entry: dict) -> str:
+    if not entry["rationale"].strip():
+        raise tomlcheck.fail(path, f"{where}.rationale", "is empty", "say in one sentence why the value is what it is")
+    return entry["rationale"].strip()
+
+
+def _tolerance(path: Path, tier: str, group: str, metric: str, entry: dict) -> Tolerance:
+    where = f"{tier}.{group}.{metric}"
+    value = tomlcheck.finite(path, f"{where}.abs", entry["abs"], TOLERANCES_FIX)
     if value < 0:
-        raise ReproError(f"{where} abs = {value} is negative", fix=fix)
-    rationale = entry.get("rationale")
-    if not isinstance(rationale, str) or not rationale.strip():
-        raise ReproError(f"{where} has no rationale", fix="say in one sentence why the tolerance is this wide")
-    unknown = set(entry) - {"abs", "rationale"}
-    if unknown:
-        raise ReproError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}", fix="use only abs and rationale")
-    return Tolerance(tier, group, metric, float(value), rationale.strip())
+        raise tomlcheck.fail(path, f"{where}.abs", f"must be >= 0, found {value}", TOLERANCES_FIX)
+    return Tolerance(tier, group, metric, value, _rationale(path, where, entry))
 
 
 def _statistics(path: Path, data: dict | None) -> Statistics | None:
     if data is None:
         return None
     fix = "see the comment above [retrain.statistics] in the file"
-    try:
-        alpha, min_runs, olympic = float(data["alpha"]), int(data["min_runs"]), int(data["olympic_min_runs"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReproError(f"{path.name} [retrain.statistics] needs alpha, min_runs, olympic_min_runs ({exc})", fix=fix) from exc
-    if not 0 < alpha < 1 or min_runs < 2:
-        raise ReproError(f"{path.name} [retrain.statistics] needs 0 < alpha < 1 and min_runs >= 2", fix=fix)
-    def references(entries: dict, where: str) -> dict:
+    where = "retrain.statistics"
+    alpha = tomlcheck.finite(path, f"{where}.alpha", data["alpha"], fix)
+    if not 0 < alpha < 1:
+        raise tomlcheck.fail(path, f"{where}.alpha", f"must lie between 0 and 1, found {alpha}", fix)
+    if data["min_runs"] < 2:
+        raise tomlcheck.fail(path, f"{where}.min_runs", f"must be at least 2, found {data['min_runs']}", fix)
+
+    def references(entries: dict, at: str) -> dict:
         out = {}
-        for metric, entry in entries.items():
-            if not isinstance(entry, dict):
-                continue
-            if metric not in SUMMARY_METRICS:
-                raise ReproError(f"{path.name} [{where}.{metric}]: unknown metric", fix=f"use one of {', '.join(SUMMARY_METRICS)}")
-            std, runs = entry.get("reference_std"), entry.get("reference_runs")
-            if (not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0 or not isinstance(runs, int)
-                    or runs < 1):
-                raise ReproError(f"{path.name} [{where}.{metric}] needs reference_std > 0 and reference_runs >= 1",
-                                 fix=fix)
-            if not str(entry.get("rationale", "")).strip():
-                raise ReproError(f"{path.name} [{where}.{metric}] has no rationale", fix=fix)
-            out[metric] = {"reference_std": float(std), "reference_runs": runs, "rationale": entry["rationale"]}
+        for metric, entry in _present(entries).items():
+            std = tomlcheck.finite(path, f"{at}.{metric}.reference_std", entry["reference_std"], fix)
+            if std <= 0 or entry["reference_runs"] < 1:
+                raise tomlcheck.fail(path, f"{at}.{metric}", "needs reference_std > 0 and reference_runs >= 1", fix)
+            out[metric] = {"reference_std": std, "reference_runs": entry["reference_runs"],
+                           "rationale": _rationale(path, f"{at}.{metric}", entry)}
         return out
 
-    reference = references({k: v for k, v in data.items() if k != "reproductions"}, "retrain.statistics")
-    per_reproduction = {
-        key: references(entries, f"retrain.statistics.reproductions.{key[0]}.{key[1]}")
-        for key, entries in _per_reproduction(path, data.get("reproductions", {}), "retrain.statistics").items()}
-    return Statistics(alpha, min_runs, olympic, reference, per_reproduction)
-
-
-def _per_reproduction(path: Path, section, where: str) -> dict:
-    """[<where>.reproductions.<id>.<protocol>.<metric>] tables -> {(id, protocol): {metric: entry}}."""
-    fix = "write [<tier>.reproductions.<reproduction id>.<ss|ms>.<metric>] tables"
-    if not isinstance(section, dict):
-        raise ReproError(f"{path.name} [{where}.reproductions] is not a table", fix=fix)
-    out = {}
-    for reproduction, protocols in section.items():
-        if not isinstance(protocols, dict):
-            raise ReproError(f"{path.name} [{where}.reproductions.{reproduction}] is not a table", fix=fix)
-        for protocol, entries in protocols.items():
-            if not isinstance(entries, dict):     # the protocol itself must have rows in summary.csv (_load)
-                raise ReproError(f"{path.name} [{where}.reproductions.{reproduction}.{protocol}] is not a table",
-                                 fix=fix)
-            out[(reproduction, protocol)] = entries
-    return out
+    reference = references({m: data[m] for m in SUMMARY_METRICS}, where)
+    per_reproduction = {(rid, protocol): references(entries, f"{where}.reproductions.{rid}.{protocol}")
+                        for rid, protocols in data["reproductions"].items() for protocol, entries in protocols.items()}
+    return Statistics(alpha, data["min_runs"], data["olympic_min_runs"], reference, per_reproduction)
 
 
 def load_tolerances(path: Path) -> tuple[dict, Statistics | None]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ReproError(f"cannot read tolerance file {path} ({exc.strerror})", fix="restore expected/tolerances.toml") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ReproError(f"{path.name} is not valid TOML ({exc})", fix="fix its syntax; compare with `git diff expected/`") from exc
+    """expected/tolerances.toml, checked against TOLERANCES_SCHEMA (harness/tomlcheck.py) and the values' own rules."""
+    data = tomlcheck.read(path, TOLERANCES_SCHEMA, "tolerances", TOLERANCES_FIX)
     tiers = {}
     for tier in TIERS:
-        if tier not in data:
-            raise ReproError(f"{path.name} has no [{tier}] tier", fix=f"it needs the tiers {', '.join(TIERS)}")
         section = data[tier]
-        tiers[tier] = {"description": " ".join(str(section.get("description", "")).split()), "metrics": {}, "per_class": {},
+        tiers[tier] = {"description": " ".join(section["description"].split()), "metrics": {}, "per_class": {},
                        "reproductions": {}}
-        for group, names in (("metrics", SUMMARY_METRICS), ("per_class", CLASS_METRICS)):
-            for metric, entry in section.get(group, {}).items():
-                if metric not in names:
-                    raise ReproError(f"{path.name} [{tier}.{group}.{metric}]: unknown metric",
-                                     fix=f"use one of {', '.join(names)}")
+        for group in ("metrics", "per_class"):
+            for metric, entry in _present(section[group]).items():
                 tiers[tier][group][metric] = _tolerance(path, tier, group, metric, entry)
-        for key, entries in _per_reproduction(path, section.get("reproductions", {}), tier).items():
-            where = f"reproductions.{key[0]}.{key[1]}"
-            for metric in entries:
-                if metric not in SUMMARY_METRICS:
-                    raise ReproError(f"{path.name} [{tier}.{where}.{metric}]: unknown metric",
-                                     fix=f"use one of {', '.join(SUMMARY_METRICS)}")
-            tiers[tier]["reproductions"][key] = {metric: replace(_tolerance(path, tier, where, metric, entry), group="metrics")
-                                                 for metric, entry in entries.items()}
-        missing = [m for m in SUMMARY_METRICS if m not in tiers[tier]["metrics"]]
-        if missing:
-            raise ReproError(f"{path.name} [{tier}.metrics] lacks {', '.join(missing)}",
-                             fix="every tier needs a tolerance for aAcc, mIoU and mAcc")
-    unknown = set(data) - set(TIERS)
-    if unknown:
-        raise ReproError(f"{path.name} has unknown tier(s) {', '.join(sorted(unknown))}", fix=f"tiers are {', '.join(TIERS)}")
-    return tiers, _statistics(path, data["retrain"].get("statistics"))
+        for rid, protocols in section["reproductions"].items():
+            for protocol, entries in protocols.items():
+                group = f"reproductions.{rid}.{protocol}"
+                tiers[tier]["reproductions"][(rid, protocol)] = {
+                    metric: replace(_tolerance(path, tier, group, metric, entry), group="metrics")
+                    for metric, entry in _present(entries).items()}
+    return tiers, _statistics(path, data["retrain"]["statistics"])
 
 
 def load_expected(root: Path | None = None) -> Expected:

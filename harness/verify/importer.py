@@ -17,20 +17,18 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shlex
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, clock, paths
 from harness.errors import ReproError
-from harness import paths
+from harness.fileio import file_sha256
+from harness.registry import datasets
 from harness.run.claim import claim_default, claim_new, release
 from harness.run.record import write_result
-from harness.registry import datasets
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
 from harness.verify.logs import to_float
@@ -49,10 +47,6 @@ def _protocols_of(reproduction: str) -> list[str]:
         return sorted(registry.get(reproduction).protocols)
     except ReproError:
         return list(PROTOCOLS)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _sniff(path: Path) -> tuple[str, object]:
@@ -248,8 +242,8 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         artifacts[key] = str(target.relative_to(run_dir))
 
     command = ["repro", "import", str(path), "--reproduction", reproduction, "--protocol", protocol]
-    source_sha = _sha256(path)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    source_sha = file_sha256(path)
+    now = clock.iso_now()
     record = {
         "reproduction": reproduction, "protocol": protocol, "kind": "import", "status": "succeeded",
         "imported_kind": source["imported_kind"],

@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from harness.errors import ReproError
+from harness.fileio import write_text_atomic
 from harness.verify.compare import UPDATE_HINT, Check, Verdict, preflight, verify_runs
 from harness.verify.expected import BASELINE_SOURCE, SUMMARY_COLUMNS, load_expected
 
@@ -130,17 +130,17 @@ def regenerate_baselines(verdict: Verdict, expected_root: Path | None = None) ->
         table.loc[mask, "value"] = f"{check.obtained:.2f}"
         check.status = "regenerated"
         check.detail = f"baseline written to {path}"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary.", suffix=".csv")
-    os.close(fd)
-    table.to_csv(tmp, index=False, columns=SUMMARY_COLUMNS, quoting=csv.QUOTE_MINIMAL)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, table.to_csv(index=False, columns=SUMMARY_COLUMNS, quoting=csv.QUOTE_MINIMAL))
 
 
 def run_verify(paths: list[str | Path], tier: str | None = None, junitxml: Path | None = None,
-               expected_root: Path | None = None, regen: bool = False, verbose: bool = False) -> int:
-    """Verify runs through pytest; returns 0 (all pass), 1 (a check failed). Bad input raises ReproError (2)."""
-    verdict = verify_runs(paths, tier=tier, expected_root=expected_root)
+               expected_root: Path | None = None, regen: bool = False, verbose: bool = False,
+               verdict: Verdict | None = None) -> int:
+    """Verify runs through pytest; returns 0 (all pass), 1 (a check failed). Bad input raises ReproError (2).
+    `verdict`: these runs already judged (verify_runs), so that a caller that needs the verdict too (a batch's
+    summary) does not judge every run twice."""
+    if verdict is None:
+        verdict = verify_runs(paths, tier=tier, expected_root=expected_root)
     preflight(verdict)
     if regen:
         regenerate_baselines(verdict, expected_root)

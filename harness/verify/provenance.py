@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness import cfg_options
 from harness.errors import ReproError
+from harness.fileio import file_sha256
 
 RELEASED, TRAIN_RUN, OTHER, UNKNOWN = "released", "train-run", "other", "unknown"
 PUBLISHED_PRECISION = "fp32"          # the authors' test.py evaluates in FP32 (no wrap_fp16_model)
@@ -72,7 +74,7 @@ def overrides(job: dict, published_total_batch: int | None = None, published_max
     """Every way the run departs from the reproduction's config and published protocol, as fields ({} if none)."""
     out = {}
     if job.get("cfg_options"):
-        out["cfg_options"] = dict(job["cfg_options"])
+        out["cfg_options"] = cfg_options.parse(job["cfg_options"])
     if job.get("precision") not in (None, PUBLISHED_PRECISION):
         out["precision"] = job["precision"]
     if job.get("engine") not in (None, STOCK_ENGINE):
@@ -152,16 +154,6 @@ def released_sha256(rep) -> str | None:
     return sha256_of(rep, "weights")
 
 
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def record_fields(job: dict, run_dir: Path, record: dict) -> dict:
     """result.json fields for the verdict: the checkpoint with its provenance, the overrides, the eval JSON's hash."""
     from harness import registry
@@ -179,5 +171,5 @@ def record_fields(job: dict, run_dir: Path, record: dict) -> dict:
         fields["checkpoint"] = checkpoint_provenance(checkpoint, released_sha256(rep) if job.get("kind") == "eval" else None)
     name = (record.get("artifacts") or {}).get("eval_json")
     if name and (Path(run_dir) / name).is_file():
-        fields["eval_json"] = {"path": name, "sha256": _sha256_file(Path(run_dir) / name)}
+        fields["eval_json"] = {"path": name, "sha256": file_sha256(Path(run_dir) / name)}
     return fields

@@ -61,16 +61,18 @@ def test_dry_run_on_a_login_node_prints_the_gpu_nodes_config(tmp_path):
     for flags in (["--device", "cuda"], []):   # explicit, and auto (Slurm: the GPU nodes)
         result = runner.invoke(cli, ["train", "eva02_L_sz512", "--launcher", "slurm", *flags, "--work-dir",
                                      str(tmp_path / "w"), "--dry-run"], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+        # no weights or data here and a total batch of 2: the plan is printed, then the refusal, exit 2
+        assert result.exit_code == 2, result.output
+        assert "the real run would be refused" in result.stderr
         text = result.stdout
         assert "type='Fp16OptimizerHook'" in text and "loss_scale='dynamic'" in text
         assert "dist_params = dict(backend='nccl')" in text
         assert "--device cuda" in text                                    # the rerun line names the device
         notes = [ln for ln in text.splitlines() if ln.startswith("# note: ")]
-        assert any("differs from the published 16" in n for n in notes)  # 1 GPU x 2: a note in a dry run
+        assert any("differs from the published 16" in n for n in notes)  # 1 GPU x 2: named in the plan too
     cpu = runner.invoke(cli, ["train", "eva02_L_sz512", "--launcher", "slurm", "--gpus", "8", "--device", "cpu",
                               "--work-dir", str(tmp_path / "w"), "--dry-run"], catch_exceptions=False)
-    assert cpu.exit_code == 0, cpu.output
+    assert cpu.exit_code == 2 and "differs from the published" not in cpu.stderr, cpu.output   # 8 x 2 = 16
     assert "dist_params = dict(backend='gloo')" in cpu.stdout and "Fp16OptimizerHook" not in cpu.stdout
     assert not (tmp_path / "w").exists()
 

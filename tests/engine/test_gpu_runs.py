@@ -74,8 +74,8 @@ def _engine(name: str) -> dict:
 
 
 def _eval(amp_run: dict, data_root: Path, work: Path, engine: str, gpus: int = 0) -> dict:
-    from harness.run.options import LaunchOptions
     from harness.run.api import evaluate
+    from harness.run.options import LaunchOptions
     ckpt = Path(amp_run["_run_dir"]) / amp_run["artifacts"]["final_checkpoint"]
     launch = LaunchOptions("torchrun", gpus=gpus) if gpus else None
     return evaluate(DEMO, checkpoint=ckpt, data_root=data_root, work_dir=work, cfg_options=FAST, echo=False,

@@ -199,9 +199,43 @@ def test_config_dump_with_installed_yapf(tmp_path):
     assert again.model.backbone.depth == 2 and tuple(again.crop_size) == (64, 64)
 
 
+# ------------------------------------------------------------------------------------ KNet out_channels
+
+KNET = "mmseg/knet_s3_fcn_r50-d8_8x2_512x512_adamw_80k_ade20k"
+
+
+def _build_knet():
+    from mmcv import Config
+    from mmseg.models import build_segmentor
+
+    from harness import registry
+    cfg = Config.fromfile(str(registry.get(KNET).config_path("ss")))
+    cfg.model.pretrained = None
+    cfg.model.backbone.init_cfg = None          # random weights: no download
+    return build_segmentor(cfg.model)
+
+
+def test_knet_unpatched_fails_to_build():
+    pytest.importorskip("mmseg")
+    with pytest.raises(AttributeError, match="'IterativeDecodeHead' object has no attribute 'out_channels'"):
+        _build_knet()
+
+
+def test_knet_shimmed_builds_and_predicts_every_class():
+    pytest.importorskip("mmseg")
+    shims.knet_out_channels()
+    model = _build_knet().eval()
+    assert model.out_channels == model.decode_head.num_classes == 150
+    meta = {"img_shape": (64, 64, 3), "ori_shape": (64, 64, 3), "pad_shape": (64, 64, 3), "flip": False}
+    with torch.no_grad():
+        logits = model.encode_decode(torch.randn(1, 3, 64, 64), [meta])
+    assert logits.shape == (1, 150, 64, 64)
+
+
 def test_apply_all_names_every_shim_and_is_idempotent():
     names = shims.apply_all()
-    assert names == ["scatter_get_stream", "ddp_forward_module", "ddp_cpu_datacontainers", "safe_checkpoint_loading"]
+    assert names == ["scatter_get_stream", "ddp_forward_module", "ddp_cpu_datacontainers", "safe_checkpoint_loading",
+                     "knet_out_channels"]
     from mmcv.parallel import _functions
     patched = _functions._get_stream
     shims.apply_all()

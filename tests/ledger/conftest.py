@@ -9,8 +9,8 @@ from harness.cli import cli
 from harness.fileio import file_sha256
 from harness.ledger.metrics import rescore_totals
 from harness.ledger.store import LEDGER_FILE, write_ledger
-from harness.run.record import write_result
 from harness.registry import datasets
+from harness.run.record import write_result
 
 from .synthetic import KnownDistribution
 

@@ -126,8 +126,8 @@ def test_a_node_other_than_0_never_writes_the_record(tmp_path):
     """Node 1's settings are job.node1.json; it reports its outcome and leaves result.json to node 0."""
     import json
 
-    from harness.run.folder import job_file
     from harness.run.finalize import finalize
+    from harness.run.folder import job_file
     run = _run_dir(tmp_path)
     assert job_file(0) == "job.json" and job_file(1) == "job.node1.json"
     (run / job_file(1)).write_text(json.dumps({"kind": "eval", "reproduction": "eva02_demo",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import paths
+from harness.registry import datasets
 
 pytest.importorskip("mmseg.apis")
 
+from harness.run.api import evaluate, train
 from harness.run.options import LaunchOptions
 from harness.run.record import read_result
-from harness.run.api import evaluate, train
 
 DEMO = "eva02_demo"
 FAST = ["data.workers_per_gpu=1"]
@@ -222,6 +222,6 @@ def test_dry_run_train_with_accumulation(repro, tmp_path):
     assert any("repro download eva02_L_sz512" in ln for ln in text.splitlines() if ln.startswith("# note:"))
     assert not (tmp_path / "w").exists()
     # the record's rerun line: the published recipe's defaults spelled out, the launch flags kept
-    data_root = str(paths.data_root("ade20k"))
+    data_root = str(datasets.data_root("ade20k"))
     assert (f"# as a repro command, defaults resolved: repro train eva02_L_sz512 --seed 0 --max-iters 80000 "
             f"--samples-per-gpu 2 --accumulate 2 --data-root {data_root} --launcher torchrun --gpus 4") in text

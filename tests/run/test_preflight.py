@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ReproError
-from harness.run.preflight import check_batch, check_checkpoint_file
 from harness.registry import get
+from harness.run.preflight import check_batch, check_checkpoint_file
 
 
 def error_lines(result) -> list[str]:

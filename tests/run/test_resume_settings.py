@@ -17,9 +17,9 @@ pytest.importorskip("mmseg.apis")
 
 from harness.engine.train import find_resume_checkpoint
 from harness.errors import ReproError
+from harness.run.api import train
 from harness.run.claim import new_run_dir
 from harness.run.record import read_result
-from harness.run.api import train
 
 DEMO = "eva02_demo"
 FAST = "data.workers_per_gpu=1"

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.run.record import read_result
 from harness.registry import datasets
+from harness.run.record import read_result
 
 CLASSES = datasets.get("ade20k").classes
 EVAL_FILES = {  # the authors' eval JSONs -> the (reproduction, protocol) the importer must infer

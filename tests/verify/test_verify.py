@@ -158,15 +158,16 @@ def test_verify_negative_tolerance(make_record, expected_copy, repro):
     tolerances.write_text(text.replace("[released.metrics.mIoU]\nabs = 0.10", "[released.metrics.mIoU]\nabs = -0.10"))
     result = repro("verify", make_record(), "--expected", expected_copy)
     assert result.exit_code == 2
-    assert result.stderr == ("error: tolerances.toml [released.metrics.mIoU] abs = -0.1 is negative — fix: "
-                             "tolerances are absolute percentage points >= 0, each with a rationale\n")
+    assert result.stderr == (f"error: {tolerances}: field 'released.metrics.mIoU.abs' must be >= 0, found -0.1 — fix: "
+                             "tolerances are absolute percentage points >= 0, each with a rationale; compare with "
+                             "`git diff expected/`\n")
 
 
 def test_verify_malformed_tolerance_file(make_record, expected_copy, repro):
     (expected_copy / "tolerances.toml").write_text("[released\nabs = ")
     result = repro("verify", make_record(), "--expected", expected_copy)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: tolerances.toml is not valid TOML (")
+    assert result.stderr.startswith(f"error: cannot read {expected_copy / 'tolerances.toml'}: ")
     assert len(result.stderr.strip().splitlines()) == 1
 
 

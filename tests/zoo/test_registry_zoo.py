@@ -96,3 +96,45 @@ def test_list_zoo_json_lists_every_entry_and_filters(tmp_path, monkeypatch):
     assert rows[0]["published"] == {"ss": {"mIoU": 37.85}, "ms": {"mIoU": 38.97}}
     result = CliRunner().invoke(cli, ["list", "--zoo", "--filter", "psanet"])
     assert result.exit_code == 0 and result.output.count("needs: mmcv op PSAMask") == 4
+
+
+@pytest.mark.parametrize("field, old, new", [
+    ("Name", "- Name: segformer_mit-b0_512x512_160k_ade20k\n", "- Name: ../../../escaped\n"),
+    ("segformer_mit-b0_512x512_160k_ade20k.Config", "Config: configs/segformer/segformer_mit-b0_512x512_160k_ade20k.py",
+     "Config: /etc/passwd"),
+    ("segformer_mit-b0_512x512_160k_ade20k.Weights", "segformer_mit-b0_512x512_160k_ade20k_20220617_162207-c00b9603.pth",
+     ".."),
+], ids=["name", "config", "weights"])
+def test_a_hostile_index_is_refused_when_read(tmp_path, monkeypatch, field, old, new):
+    """A zoo index from elsewhere whose entry name (a folder under runs/mmseg/), config or weights file name climbs
+    out is one error naming the metafile and the field; `repro import` creates nothing (issue 24)."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    metafile = tmp_path / "zoo" / "configs" / "segformer" / "segformer.yml"
+    metafile.parent.mkdir(parents=True)
+    text = (zoo.zoo_root() / "configs" / "segformer" / "segformer.yml").read_text()
+    assert old in text
+    metafile.write_text(text.replace(old, new, 1))
+    (tmp_path / "zoo" / "model-index.yml").write_text("Import:\n- configs/segformer/segformer.yml\n")
+    monkeypatch.setenv("REPRO_MMSEG_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("REPRO_RUNS", str(tmp_path / "a" / "b" / "runs"))
+    monkeypatch.setenv("REPRO_HOME", str(tmp_path / "home"))
+    with pytest.raises(ReproError) as info:
+        registry.zoo_reproductions()
+    assert info.value.message.startswith(f"{metafile}: field '{field}' ")
+    record = tmp_path / "eval.json"
+    record.write_text(json.dumps({"config": "x.py", "metric": {"aAcc": 0.8, "mIoU": 0.4, "mAcc": 0.5}}))
+    name = new.removeprefix("- Name: ").strip() if field == "Name" else "segformer_mit-b0_512x512_160k_ade20k"
+    result = CliRunner().invoke(cli, ["import", str(record), "--reproduction", f"mmseg/{name}", "--protocol", "ss"])
+    assert result.exit_code == 2 and result.output.startswith("error: "), result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        ["zoo", "configs", "segformer", "segformer.yml", "model-index.yml", "eval.json"]), "nothing created"
+
+
+def test_index_imports_stay_below_the_zoo_root(tmp_path, monkeypatch):
+    (tmp_path / "model-index.yml").write_text("Import:\n- ../outside/segformer.yml\n")
+    monkeypatch.setenv("REPRO_MMSEG_ZOO", str(tmp_path))
+    with pytest.raises(ReproError, match=r"model-index.yml: field 'Import' climbs out of its folder with '\.\.'"):
+        registry.zoo_reproductions()
