@@ -43,6 +43,10 @@ class Archive:
     md5: str | None = None
     sha1: str | None = None
     size: int | None = None
+    # what a member of a zip for this dataset may be (harness/fetch/unpack.py refuses more; see datasets/README.md)
+    max_member_bytes: int = 1 << 30                 # its declared (uncompressed) size
+    max_compression_ratio: float = 100.0            # declared size over compressed size (judged from 1 MiB up)
+    max_total_bytes: int = 100 << 30                # the declared sizes of the extracted members together
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Dataset:
     synthetic_backgrounds: int
     archive: Archive | None
     file: Path
+
+    @property
+    def limits(self) -> Archive:
+        """The archive limits of any zip prepared for this dataset: [archive]'s, else the defaults."""
+        return self.archive or Archive(url="", filename="", folder=self.folder)
 
     def split(self, name: str) -> Split:
         for split in self.splits:
@@ -215,13 +224,20 @@ def _synthetic(fields: _Fields, raw: range) -> tuple[tuple[int, ...], int]:
     return labels, backgrounds
 
 
+_LIMITS = (("max_member_bytes", int), ("max_compression_ratio", (int, float)), ("max_total_bytes", int))
+
+
 def _archive(fields: _Fields, folder: str) -> Archive | None:
     table = fields.table("archive", required=False)
     if table is None:
         return None
     archive = Archive(url=table.get("url", str), filename=table.get("filename", str),
                       folder=table.get("folder", str, folder), md5=table.get("md5", str, None),
-                      sha1=table.get("sha1", str, None), size=table.get("size", int, None))
+                      sha1=table.get("sha1", str, None), size=table.get("size", int, None),
+                      **{key: table.get(key, kind) for key, kind in _LIMITS if key in table.data})
+    for key, _ in _LIMITS:
+        if key in table.data and not getattr(archive, key) > 0:
+            raise table.fail(key, f"must be positive, found {getattr(archive, key)!r}")
     table.done()
     return archive
 
