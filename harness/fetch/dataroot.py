@@ -158,6 +158,8 @@ def prepare(root: Path | None = None, zip_path: Path | None = None, url: str | N
     finds the first one's dataset."""
     ds = datasets.of(dataset)
     root = Path(root or default_root(ds)).expanduser().resolve()
+    if not force and status(root) in ("ready", "synthetic"):
+        return layout.read_manifest(root)      # nothing to do: no lock needed (a shared root may be read-only)
     with ownership.root_lock(root):
         atomic.clean_stale(root)
         if root.exists() and not atomic.is_empty_dir(root):

@@ -74,14 +74,18 @@ def root_lock(root: Path):
     from filelock import FileLock, Timeout
 
     path = lock_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), mode=0o666)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         print(f"waiting for another `repro prepare` into {root} to finish (lock {path})", file=sys.stderr,
               flush=True)
         lock.acquire()
+    except OSError as exc:
+        raise ReproError(f"cannot take the prepare lock {path} ({exc.strerror or exc}): preparing {root} needs a "
+                         f"folder it may write in", fix="ask the owner of that folder, or choose another --data-root"
+                         ) from None
     try:
         yield
     finally:

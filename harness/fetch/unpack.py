@@ -17,7 +17,6 @@ is, `ArchiveDigests` computes them for the manifest in a thread while the member
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import multiprocessing
 import os
@@ -119,23 +118,26 @@ def _copy(info: zipfile.ZipInfo, target: str) -> tuple[int, str, bytes | None]:
     """Stream one member of the open archive to target, BLOCK bytes at a time; return (size, sha256, its bytes
     when it is smaller than a block, else None). Raises _Forged at the first byte past the declared size."""
     declared = info.file_size
-    probe = copy.copy(info)
     # zipfile stops at file_size and then checks the CRC: let two bytes more through, read at most one of them,
-    # and a member inflating past its header is seen here as that (not as a CRC error after the fact)
-    probe.file_size = declared + 2
+    # and a member inflating past its header is seen here as that (not as a CRC error after the fact). The ZipInfo
+    # is this process's own copy of the central directory entry: changed for the read, then restored.
+    info.file_size = declared + 2
     small = declared < BLOCK
     digest = hashlib.sha256()
     size = 0
     kept = b"" if small else None
-    with _zip.open(probe) as src, open(target, "wb") as dst:
-        while data := src.read(min(BLOCK, declared + 1 - size)):
-            size += len(data)
-            if size > declared:
-                raise _Forged
-            dst.write(data)
-            digest.update(data)
-            if small:
-                kept = data
+    try:
+        with _zip.open(info) as src, open(target, "wb") as dst:
+            while data := src.read(min(BLOCK, declared + 1 - size)):
+                size += len(data)
+                if size > declared:
+                    raise _Forged
+                dst.write(data)
+                digest.update(data)
+                if small:
+                    kept = data
+    finally:
+        info.file_size = declared
     if size != declared:
         raise _Forged(size)
     return size, digest.hexdigest(), kept

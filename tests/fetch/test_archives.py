@@ -321,3 +321,12 @@ def test_the_lock_lives_with_the_data_root(tmp_path):
     assert not (tmp_path / "home-a" / "locks").exists() and not (tmp_path / "home-b" / "locks").exists()
     assert ownership.lock_path(root) == tmp_path / "shared" / "ADEChallengeData2016.lock"
     assert (ownership.lock_path(root).stat().st_mode & 0o777) == 0o666, "another user can take it too"
+
+
+def test_a_lock_that_cannot_be_taken_is_one_line(home, tmp_path):
+    z = make_zip(tmp_path / "ADEChallengeData2016.zip")
+    (tmp_path / "afile").write_text("not a folder")
+    root = tmp_path / "afile" / "ADEChallengeData2016"
+    result = prepare("--zip", str(z["path"]), "--data-root", str(root), *hashes(z))
+    assert result.exit_code == 2
+    assert f"cannot take the prepare lock {root}.lock" in result.output and "Traceback" not in result.output
