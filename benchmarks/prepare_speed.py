@@ -9,7 +9,8 @@ order:
             module of its own): members read whole into memory, written, hashed, label facts taken
   after     today's extraction: members streamed in 1 MiB blocks, hashed and checked as written
   prepare   today's whole `repro prepare` (checksum judged first, names, sizes, extraction, labels, manifest)
-and prints the best and median times and the ratios; the checksum judgement (md5 and sha1, which now come before
+and prints the best and median wall and CPU times (this process's and its children's: the steadier measure on a
+shared machine) and the ratios; the checksum judgement (md5 and sha1, which now come before
 extracting instead of beside it) is timed on its own. The best runs are the least disturbed by other load.
 Goals: after no slower than before (ratio <= 1.05 on the best runs) and prepare at most 1.2x unzip.
 
@@ -22,6 +23,7 @@ import argparse
 import hashlib
 import importlib.util
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,10 +83,17 @@ def load_before(rev: str, into: Path):
     return module
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its waited-for children (pool workers, unzip)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of fn(): on a shared machine the CPU time is the steadier measure of work."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def drop(path: Path) -> None:
@@ -122,6 +131,7 @@ def bench_dir(base: Path, args, before) -> dict[str, list[float]]:
         kinds["before"] = extract(before)
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
     times["checksum"] = []
+    cpu: dict[str, list[float]] = {kind: [] for kind in times}
     drop(out)
     kinds["unzip"]()                                   # warm-up: the archive in the page cache for all
     order = list(kinds)
@@ -129,16 +139,21 @@ def bench_dir(base: Path, args, before) -> dict[str, list[float]]:
         for kind in order[i % len(order):] + order[:i % len(order)]:     # none always goes first
             drop(out)
             subprocess.run(["sync"], check=False)        # the previous run's writeback is not billed to this one
-            times[kind].append(timed(kinds[kind]))
-        times["checksum"].append(timed(lambda: unpack.judge(archive, md5, sha1)))
+            wall, used = timed(kinds[kind])
+            times[kind].append(wall)
+            cpu[kind].append(used)
+        wall, used = timed(lambda: unpack.judge(archive, md5, sha1))
+        times["checksum"].append(wall)
+        cpu["checksum"].append(used)
         print("  run " + str(i + 1) + ": " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
     drop(out)
     size = archive.stat().st_size / 1e6
     print(f"{base}: archive {args.train} + {args.val} images, {len(members)} members, {size:.0f} MB; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     for kind, values in times.items():
-        print(f"  {kind:9s} {min(values):7.2f} s best, {statistics.median(values):.2f} s median")
-    return times
+        print(f"  {kind:9s} {min(values):7.2f} s best, {statistics.median(values):.2f} s median wall; "
+              f"{min(cpu[kind]):.2f} s best, {statistics.median(cpu[kind]):.2f} s median CPU")
+    return {**times, **{f"{kind} cpu": values for kind, values in cpu.items()}}
 
 
 def ratio(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float]:
@@ -179,6 +194,8 @@ def main() -> None:
             best, typical = ratio(times, "after", "before")
             print(f"  after / before    {best:5.2f}x best, {typical:.2f}x median   "
                   f"(goal <= {GOAL_AFTER}x: {'met' if best <= GOAL_AFTER else 'NOT met'})")
+            best, typical = ratio(times, "after cpu", "before cpu")
+            print(f"  after / before    {best:5.2f}x best, {typical:.2f}x median in CPU time")
         best, typical = ratio(times, "prepare", "unzip")
         print(f"  prepare / unzip   {best:5.2f}x best, {typical:.2f}x median   "
               f"(goal <= {GOAL_PREPARE}x: {'met' if best <= GOAL_PREPARE else 'NOT met'}; the checksum first "

@@ -135,7 +135,7 @@ def _copy(info: zipfile.ZipInfo, target: str) -> tuple[int, str, bytes | None]:
                 dst.write(data)
                 digest.update(data)
                 if small:
-                    kept = data
+                    kept = kept + data if kept else data        # one read, as a rule
     finally:
         info.file_size = declared
     if size != declared:
