@@ -10,6 +10,7 @@ time. What the dataset is (archive URL, md5, sha1, counts, layout) is its datase
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -158,9 +159,13 @@ def prepare(root: Path | None = None, zip_path: Path | None = None, url: str | N
     finds the first one's dataset."""
     ds = datasets.of(dataset)
     root = Path(root or default_root(ds)).expanduser().resolve()
-    if not force and status(root) in ("ready", "synthetic"):
-        return layout.read_manifest(root)      # nothing to do: no lock needed (a shared root may be read-only)
-    with ownership.root_lock(root):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(ownership.root_lock(root))
+        except ownership.LockUnavailable:
+            if not force and status(root) in ("ready", "synthetic"):
+                return layout.read_manifest(root)      # a shared root in a folder we cannot write: nothing to do
+            raise
         atomic.clean_stale(root)
         if root.exists() and not atomic.is_empty_dir(root):
             state = status(root)

@@ -62,6 +62,10 @@ def check_replaceable(root: Path, by: str, dataset: str = datasets.DEFAULT) -> N
                          fix=f"choose another --data-root for {_title(by)}")
 
 
+class LockUnavailable(ReproError):
+    """The lock file cannot be made or opened (a folder this user may not write in)."""
+
+
 def lock_path(root: Path) -> Path:
     """The lock file of a data root: `<name>.lock` beside it, in its parent folder."""
     root = Path(root)
@@ -83,7 +87,7 @@ def root_lock(root: Path):
               flush=True)
         lock.acquire()
     except OSError as exc:
-        raise ReproError(f"cannot take the prepare lock {path} ({exc.strerror or exc}): preparing {root} needs a "
+        raise LockUnavailable(f"cannot take the prepare lock {path} ({exc.strerror or exc}): preparing {root} needs a "
                          f"folder it may write in", fix="ask the owner of that folder, or choose another --data-root"
                          ) from None
     try:
