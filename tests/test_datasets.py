@@ -301,3 +301,40 @@ def test_a_reproduction_names_a_registered_dataset(tiny_registry, tmp_path, monk
         registry.all_reproductions(reproductions)
     assert err.value.message.startswith(f"{bad}: dataset: Unknown dataset 'tinyseeg'. Did you mean: tinyseg?")
     assert "\n" not in err.value.one_line()
+
+
+ARCHIVE = '''
+[archive]
+url = "http://example.invalid/tiny.zip"
+filename = "tiny.zip"
+max_member_bytes = 1048576
+max_compression_ratio = 20.5
+max_total_bytes = 10485760
+'''
+
+
+def test_archive_limits_are_read_from_the_file(tmp_path):
+    root = _registry_with(tmp_path, TINY + ARCHIVE)
+    limits = datasets.get("tinyseg", root).limits
+    assert (limits.max_member_bytes, limits.max_compression_ratio, limits.max_total_bytes) == (1 << 20, 20.5,
+                                                                                              10 << 20)
+    (tmp_path / "other").mkdir()
+    plain = datasets.get("tinyseg", _registry_with(tmp_path / "other", TINY)).limits     # no [archive]: defaults
+    assert (plain.max_member_bytes, plain.max_compression_ratio, plain.max_total_bytes) == (1 << 30, 100, 100 << 30)
+
+
+@pytest.mark.parametrize("change,field,what", [
+    (lambda t: t.replace("max_member_bytes = 1048576", 'max_member_bytes = "1 MiB"'), "archive.max_member_bytes",
+     "must be int"),
+    (lambda t: t.replace("max_compression_ratio = 20.5", "max_compression_ratio = 0"),
+     "archive.max_compression_ratio", "must be positive"),
+    (lambda t: t.replace("max_total_bytes = 10485760", "max_total_bytes = -1"), "archive.max_total_bytes",
+     "must be positive"),
+    (lambda t: t.replace("max_total_bytes = 10485760", "max_total_bytes = true"), "archive.max_total_bytes",
+     "must be int"),
+], ids=["type", "zero-ratio", "negative", "bool"])
+def test_malformed_archive_limits_name_the_field(tmp_path, change, field, what):
+    root = _registry_with(tmp_path, change(TINY + ARCHIVE))
+    with pytest.raises(ReproError) as err:
+        datasets.all_datasets(root)
+    assert err.value.message.startswith(f"{root / 'tinyseg' / 'dataset.toml'}: field '{field}' {what}")

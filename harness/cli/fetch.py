@@ -12,7 +12,7 @@ PREPARE_EPILOG = """\b
 Examples:
   repro prepare ade20k                                  # official URL, resumable, checked, extracted, verified
   repro prepare ade20k --zip ~/Downloads/ADEChallengeData2016.zip --data-root /data/ade/ADEChallengeData2016
-  repro prepare ade20k --verify                         # re-hash every file against the manifest
+  repro prepare ade20k --verify                         # re-hash every file, decode every image fully
   repro prepare ade20k --synthetic 64 --val 16 --data-root /tmp/syn/ADEChallengeData2016
 
 \b
@@ -21,6 +21,11 @@ The data root is the folder mmseg configs call data_root (ADE20K: it holds image
 Default: <REPRO_HOME>/data/<id>/<its folder>, e.g. <REPRO_HOME>/data/ade20k/ADEChallengeData2016 (REPRO_DATA
 overrides it); with --synthetic: <REPRO_HOME>/data/<id>-synthetic/<its folder> (REPRO_DATA never moves it).
 A data root is replaced (--force) only if `repro prepare` made it, and a synthetic dataset never replaces a real one.
+Checks: preparing judges the zip's md5/sha1 before extracting anything, refuses a member whose declared size or
+compression ratio is beyond the dataset's limits (dataset.toml [archive]) or that inflates past its declared size,
+and checks free disk space first; it reads each image's header only (fast). --verify decodes every image and
+annotation fully (slow: a few minutes of CPU for ADE20K), so a JPEG with an intact header and a broken body is found.
+One command prepares a data root at a time, whoever runs it: the lock is <data root>.lock beside it.
 The zip is kept in <REPRO_HOME>/downloads/ (a broken transfer resumes from its .part file);
 REPRO_HTTP_TIMEOUT (default 30) is the seconds without data before a transfer counts as stalled.
 """
@@ -52,7 +57,9 @@ class DatasetId(click.ParamType):
 @click.option("--sha1", default=None, help="expected sha1 of the zip, replacing the published one")
 @click.option("--counts", default=None, metavar="TRAIN,VAL",
               help="expected image counts  [default: the published ones, ADE20K's 20210,2000]")
-@click.option("--verify", is_flag=True, help="only verify a prepared data root against its manifest (full hashes)")
+@click.option("--verify", is_flag=True,
+              help="only verify a prepared data root: every file's sha256 against the manifest, and every image and "
+                   "annotation decoded fully (slow; preparing reads image headers only)")
 @click.option("--synthetic", type=click.IntRange(min=1), default=None, metavar="N",
               help="generate a synthetic dataset in its format, of N training images, instead")
 @click.option("--val", type=click.IntRange(min=1), default=None, metavar="N",

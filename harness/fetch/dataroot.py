@@ -5,11 +5,12 @@ time. What the dataset is (archive URL, md5, sha1, counts, layout) is its datase
 `dataset` is a registry Dataset, an id, or None for ADE20K.
 
     status(root) -> str                     for `repro list`; no hashing
-    verify(root, deep=True) -> dict         raises ReproError naming the file and the fix; returns the manifest
+    verify(root, deep=True, decode=False)   raises ReproError naming the file and the fix; returns the manifest
     dataset_facts(root, split) -> dict      {root, split, num_images, manifest_sha256, synthetic} for result.json
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -58,16 +59,25 @@ def status(root: Path | None = None, dataset: Dataset | str | None = None) -> st
 
 
 def verify(root: Path | None = None, deep: bool = True, progress: bool = True,
-           dataset: Dataset | str | None = None) -> dict:
-    """Check root against its manifest (deep: every sha256; else sizes) and return the manifest.
-    Raises ReproError naming the first missing/extra/changed files and the `repro prepare <dataset> ...` fix."""
+           dataset: Dataset | str | None = None, decode: bool = False) -> dict:
+    """Check root against its manifest (deep: every sha256; else sizes) and return the manifest; with decode,
+    also decode every image and annotation fully and check the labels again (`repro prepare --verify`).
+    Raises ReproError naming the first missing/extra/changed/broken files and the `repro prepare <dataset> ...` fix."""
     ds = datasets.of(dataset)
     root = Path(root or default_root(ds))
     if not root.is_dir():
         raise ReproError(f"{ds.title} data root {root} does not exist",
                          fix=f"run `repro prepare {ds.id}` (or pass --data-root / set REPRO_DATA)")
     manifest = layout.read_manifest(root, fix=_prepare_fix(root, dataset=ds), dataset=ds.id)
-    return layout.check_manifest(root, deep=deep, fix=_prepare_fix(root, manifest, ds), progress=progress)
+    manifest = layout.check_manifest(root, deep=deep, fix=_prepare_fix(root, manifest, ds), progress=progress)
+    if decode:
+        origin = manifest.get("origin") or {}
+        source = f" (from {origin['source']})" if origin.get("source") else ""
+        layout.check_layout(root, manifest.get("counts"), progress=progress, dataset=manifest.get("dataset") or ds,
+                            decode=True,
+                            fix=f"the file is broken as prepared{source}: get an intact archive and "
+                                f"{_prepare_fix(root, manifest, ds)}")
+    return manifest
 
 
 def dataset_facts(root: Path | None = None, split: str | None = None, dataset: Dataset | str | None = None) -> dict:
@@ -110,15 +120,21 @@ def _members(zf: zipfile.ZipFile, folder: str, zip_path: Path, title: str) -> li
     return out
 
 
-def list_members(zip_path: Path, folder: str, dataset: Dataset | str | None = None) -> list[tuple[str, str]]:
-    """(member name, path inside the data root) of every file under `folder/` of the zip."""
+def archive_members(zip_path: Path, folder: str, dataset: Dataset | str | None = None
+                    ) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(member, path inside the data root) of every file under `folder/` of the zip, from its central directory."""
     ds = datasets.of(dataset)
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            return [(info.filename, rel) for info, rel in _members(zf, folder, zip_path, ds.title)]
+            return _members(zf, folder, zip_path, ds.title)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ReproError(f"{zip_path} is not a readable zip ({exc}); truncated download?",
                          fix=f"delete it and run `repro prepare {ds.id}` again") from None
+
+
+def list_members(zip_path: Path, folder: str, dataset: Dataset | str | None = None) -> list[tuple[str, str]]:
+    """(member name, path inside the data root) of every file under `folder/` of the zip."""
+    return [(info.filename, rel) for info, rel in archive_members(zip_path, folder, dataset)]
 
 
 def parse_counts(text: str | None, dataset: Dataset | str | None = None) -> dict[str, int] | None:
@@ -143,7 +159,13 @@ def prepare(root: Path | None = None, zip_path: Path | None = None, url: str | N
     finds the first one's dataset."""
     ds = datasets.of(dataset)
     root = Path(root or default_root(ds)).expanduser().resolve()
-    with ownership.root_lock(root):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(ownership.root_lock(root))
+        except ownership.LockUnavailable:
+            if not force and status(root) in ("ready", "synthetic"):
+                return layout.read_manifest(root)      # a shared root in a folder we cannot write: nothing to do
+            raise
         atomic.clean_stale(root)
         if root.exists() and not atomic.is_empty_dir(root):
             state = status(root)
@@ -177,16 +199,10 @@ def _build(ds: Dataset, root: Path, zip_path: Path | None, url: str | None, md5:
             raise ReproError(f"--zip {zip_path} does not exist",
                              fix=f"pass the path of {src.filename if src else f'the {ds.title} zip'}")
         source_label = str(zip_path)
-    tmp = atomic.staging_dir(root)
+    folder = src.folder if src else ds.folder
     try:
-        manifest = _unpack_checked(ds, zip_path, tmp, src.folder if src else ds.folder, source_label, md5, sha1,
-                                   counts, progress)
-        if not force and _same_dataset(root, manifest):     # another host prepared it meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-            return layout.read_manifest(root)
-        atomic.move_into_place(tmp, root, replace=force)
+        judged = _judge(ds, zip_path, root, folder, md5, sha1, counts, progress)
     except unpack.ChecksumMismatch:
-        shutil.rmtree(tmp, ignore_errors=True)
         if zip_path.parent == downloads_dir():          # our own download: move it aside, never reuse it
             bad = zip_path.with_name(f"{zip_path.name}.bad-{clock.stamp()}")
             os.replace(zip_path, bad)
@@ -194,29 +210,46 @@ def _build(ds: Dataset, root: Path, zip_path: Path | None, url: str | None, md5:
                              f"md5/sha1; moved to {bad}",
                              fix=f"run `repro prepare {ds.id}` again, or use another --url / --zip") from None
         raise
+    tmp = atomic.staging_dir(root)
+    try:
+        manifest = _unpack_checked(ds, zip_path, tmp, folder, source_label, counts, progress, *judged)
+        if not force and _same_dataset(root, manifest):     # another host prepared it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return layout.read_manifest(root)
+        atomic.move_into_place(tmp, root, replace=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
 
 
-def _unpack_checked(ds: Dataset, zip_path: Path, dest: Path, folder: str, source_label: str, md5: str | None,
-                    sha1: str | None, counts: dict[str, int], progress: bool) -> dict:
-    """One pass over the archive: names checked first, then members extracted, hashed and label-checked in
-    parallel while the archive's md5/sha1 is computed alongside; returns the manifest written in dest.
-    The checksums are judged first: a wrong archive is reported as that, not as the fault it causes."""
+def _judge(ds: Dataset, zip_path: Path, root: Path, folder: str, md5: str | None, sha1: str | None,
+           counts: dict[str, int], progress: bool):
+    """Everything that can be known of the archive before extracting it, in this order: its md5/sha1 (when one
+    is expected: a wrong archive is reported as that, not as the fault it causes), its member names (safe, in the
+    dataset's layout), their declared sizes against the dataset's archive limits and the free disk space.
+    Returns (members, pairs, digests): digests None when no checksum is expected (hashed alongside, later)."""
+    digests = unpack.judge(zip_path, md5, sha1, ds.id, progress) if (md5 or sha1) else None
     where = f"{zip_path} ({folder}/)"
     fix = f"the archive is not a complete {folder}: use the official one (--zip/--url)"
-    digests = unpack.ArchiveDigests(zip_path, md5, sha1, ds.id)
-    try:
-        members = list_members(zip_path, folder, ds)
-        pairs, _ = layout.check_names([rel for _, rel in members], counts, fix, where, ds)
-        files, facts = unpack.unpack(zip_path, members, dest, progress, alongside=digests.start, pairs=pairs,
-                                     dataset=ds)
-    except ReproError:
-        digests.check()
-        raise
-    checked = digests.check()
+    infos = archive_members(zip_path, folder, ds)
+    members = [(info.filename, rel) for info, rel in infos]
+    pairs, _ = layout.check_names([rel for _, rel in members], counts, fix, where, ds)
+    unpack.check_sizes(zip_path, infos, ds, root.parent)
+    return members, pairs, digests
+
+
+def _unpack_checked(ds: Dataset, zip_path: Path, dest: Path, folder: str, source_label: str,
+                    counts: dict[str, int], progress: bool, members: list[tuple[str, str]],
+                    pairs: list[tuple[str, str]], digests: dict[str, str] | None) -> dict:
+    """Members judged (see _judge) are extracted, hashed and label-checked in parallel (the archive's md5/sha1
+    computed alongside when _judge did not); returns the manifest written in dest."""
+    where = f"{zip_path} ({folder}/)"
+    fix = f"the archive is not a complete {folder}: use the official one (--zip/--url)"
+    alongside = unpack.ArchiveDigests(zip_path, dataset=ds.id) if digests is None else None
+    files, facts = unpack.unpack(zip_path, members, dest, progress, alongside=alongside and alongside.start,
+                                 pairs=pairs, dataset=ds)
+    checked = digests or alongside.check()
     layout.check_pairs(pairs, facts, fix, where, ds)
     origin = {"kind": ds.id, "source": source_label, "zip_md5": checked["md5"], "zip_sha1": checked["sha1"]}
     return layout.write_manifest(dest, origin, counts, progress=progress, files=files, dataset=ds)
@@ -240,8 +273,8 @@ def prepare_cli(data_root: Path | None, zip_path: Path | None, url: str | None, 
         if zip_path or url or md5 or sha1 or counts or force:
             raise ReproError("--verify checks a prepared data root and takes only --data-root",
                              fix=f"run `repro prepare {ds.id} --verify --data-root {root}`")
-        manifest = verify(root, deep=True, dataset=ds)
-        verb = "verified"
+        manifest = verify(root, deep=True, dataset=ds, decode=True)
+        verb = "verified (every image decoded)"
     else:
         manifest = prepare(root, zip_path, url, md5, sha1, parse_counts(counts, ds), force, dataset=ds)
         verb = "ready"

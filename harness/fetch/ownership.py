@@ -3,12 +3,14 @@
 A data root is ours when it holds our manifest (layout.MANIFEST): only then may `--force` replace it, and a
 synthetic dataset may replace only a synthetic one, and a real dataset only one of the same id. Anything else is
 refused, whatever the flags.
-`root_lock` serialises the commands preparing one data root on this machine; the lock files live under
-<REPRO_HOME>/locks so the user's folders hold nothing but the dataset.
+`root_lock` serialises the commands preparing one data root, whoever runs them: its lock file lives with the data
+root, as `<root name>.lock` in the root's parent folder (the root itself is replaced whole, so it cannot hold it),
+where every user and every REPRO_HOME that prepares that root finds the same file. It is made writable by all
+(mode 0666) so that another user's command can take it too, and it is left in place (deleting a lock file another
+command waits on would let a third one in).
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,11 +62,14 @@ def check_replaceable(root: Path, by: str, dataset: str = datasets.DEFAULT) -> N
                          fix=f"choose another --data-root for {_title(by)}")
 
 
-def lock_path(root: Path) -> Path:
-    from harness.paths import repro_home
+class LockUnavailable(ReproError):
+    """The lock file cannot be made or opened (a folder this user may not write in)."""
 
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-    return repro_home() / "locks" / f"{root.name}-{digest}.lock"
+
+def lock_path(root: Path) -> Path:
+    """The lock file of a data root: `<name>.lock` beside it, in its parent folder."""
+    root = Path(root)
+    return root.parent / f"{root.name}.lock"
 
 
 @contextmanager
@@ -73,13 +78,18 @@ def root_lock(root: Path):
     from filelock import FileLock, Timeout
 
     path = lock_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
+    lock = FileLock(str(path), mode=0o666)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"waiting for another `repro prepare` into {root} to finish", file=sys.stderr, flush=True)
+        print(f"waiting for another `repro prepare` into {root} to finish (lock {path})", file=sys.stderr,
+              flush=True)
         lock.acquire()
+    except OSError as exc:
+        raise LockUnavailable(f"cannot take the prepare lock {path} ({exc.strerror or exc}): preparing {root} needs a "
+                         f"folder it may write in", fix="ask the owner of that folder, or choose another --data-root"
+                         ) from None
     try:
         yield
     finally:

@@ -1,18 +1,26 @@
-"""Extract a zip's members in one pass per file: each member is read once (its CRC checked by zipfile), hashed
-(sha256, for the manifest), written, and, for an image or annotation, its label-check facts taken from the bytes
-in memory. Members are spread over worker processes (one per CPU), so extraction, hashing and label decoding run
-in parallel; the archive's own md5/sha1 is computed meanwhile by `ArchiveDigests` in a thread of the caller.
+"""Extract a zip's members in one pass per file, in bounded memory: each member is streamed from the archive to
+its file in blocks (its CRC checked by zipfile), hashed (sha256, for the manifest) as it is written, and, for an
+image or annotation, its label-check facts taken from the bytes in memory (or from the file, for a member larger
+than one block). Members are spread over worker processes (one per CPU), so extraction, hashing and label decoding
+run in parallel.
 
-    digests = ArchiveDigests(zip_path, md5, sha1)
-    files, facts = unpack(zip_path, [(member name, path in dest), ...], dest, alongside=digests.start,
-                          pairs=[(image, annotation), ...], dataset=dataset)
-    digests.check()         # raises ChecksumMismatch
+Nothing in a zip is trusted: `check_sizes` judges the central directory against the dataset's archive limits
+(Dataset.limits: max_member_bytes, max_compression_ratio, max_total_bytes, from its dataset.toml) and the free disk
+space before anything is written, and a member that inflates past the size its header declares is stopped there
+(a forged header). The archive's md5/sha1, when one is expected, is judged before extracting (`judge`); when none
+is, `ArchiveDigests` computes them for the manifest in a thread while the members are extracted.
+
+    checked = judge(zip_path, md5, sha1)                        # raises ChecksumMismatch
+    total = check_sizes(zip_path, [(ZipInfo, path in dest), ...], dataset, dest.parent)
+    files, facts = unpack(zip_path, [(member name, path in dest), ...], dest, pairs=[(image, annotation), ...],
+                          dataset=dataset)
 """
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
 import os
+import shutil
 import threading
 import zipfile
 from collections.abc import Callable
@@ -25,20 +33,69 @@ from harness.registry import datasets
 from harness.registry.datasets import Dataset
 
 CHUNK = 64                  # members per task: large enough to amortise the hand-over, small for an even spread
-MAX_WORKERS = 8
+BLOCK = 1 << 20             # bytes read from a member at a time; a member smaller is read in one call
+RATIO_FROM = 1 << 20        # the compression ratio is judged for members declaring this many bytes or more
+FS_BLOCK = 4096             # each file is counted as a whole number of these in the free-space check
 
 _zip: zipfile.ZipFile | None = None     # the archive, opened once per unpack() in each process that extracts
 
 
-def workers() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cpus))
+def size_text(n: float) -> str:
+    """1073741824 -> '1.0 GiB'."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
-def _facts(kind: str | None, data: bytes, ignored: int) -> tuple | None:
+def _limit_fix(ds: Dataset, field: str) -> str:
+    return (f"use the official {ds.title} archive (--zip/--url); if this one is right, raise {field} in "
+            f"{ds.file}")
+
+
+def check_sizes(zip_path: Path, members: list[tuple[zipfile.ZipInfo, str]], dataset: Dataset | str | None,
+                dest_parent: Path) -> int:
+    """Judge the sizes the zip declares, before anything is written: raise ReproError naming the first member
+    beyond the dataset's max_member_bytes or max_compression_ratio, a total beyond max_total_bytes, or a total
+    the disk holding dest_parent has no room for. Returns the declared total."""
+    ds = datasets.of(dataset)
+    limits = ds.limits
+    total = 0
+    for info, _ in members:
+        size, packed = info.file_size, info.compress_size
+        if size > limits.max_member_bytes:
+            raise ReproError(f"{zip_path}: member {info.filename} declares {size_text(size)}, more than the "
+                             f"{size_text(limits.max_member_bytes)} a {ds.title} archive member may hold "
+                             f"(max_member_bytes); nothing was extracted",
+                             fix=_limit_fix(ds, "max_member_bytes"))
+        if size >= RATIO_FROM and size > limits.max_compression_ratio * max(packed, 1):
+            raise ReproError(f"{zip_path}: member {info.filename} declares {size_text(size)} from "
+                             f"{size_text(packed)} compressed, a ratio of {size / max(packed, 1):.0f}:1 beyond the "
+                             f"{limits.max_compression_ratio:g}:1 a {ds.title} archive member may have "
+                             f"(max_compression_ratio; a zip bomb?); nothing was extracted",
+                             fix=_limit_fix(ds, "max_compression_ratio"))
+        total += size
+    if total > limits.max_total_bytes:
+        raise ReproError(f"{zip_path}: its members declare {size_text(total)} in all, more than the "
+                         f"{size_text(limits.max_total_bytes)} a {ds.title} archive may hold (max_total_bytes); "
+                         f"nothing was extracted", fix=_limit_fix(ds, "max_total_bytes"))
+    need = sum(-(-info.file_size // FS_BLOCK) * FS_BLOCK for info, _ in members)
+    there = Path(dest_parent)
+    while not there.exists() and there != there.parent:     # the folder is made later: ask its filesystem
+        there = there.parent
+    free = shutil.disk_usage(there).free
+    if need > free:
+        raise ReproError(f"{zip_path} unpacks to {size_text(need)} but {dest_parent} has {size_text(free)} free; "
+                         f"nothing was extracted",
+                         fix=f"free {size_text(need - free)} there, or choose another --data-root")
+    return total
+
+
+workers = layout.workers       # one process per CPU this process may use, at most layout.MAX_WORKERS
+
+
+def _facts(kind: str | None, data: bytes | Path, ignored: int) -> tuple | None:
     if kind == "image":
         return layout.image_facts(data)
     if kind == "annotation":
@@ -53,21 +110,60 @@ def _open(zip_path: str | None) -> None:
     _zip = zipfile.ZipFile(zip_path) if zip_path else None
 
 
+class _Forged(Exception):
+    """A member's bytes disagree with the size its header declares."""
+
+
+def _copy(info: zipfile.ZipInfo, target: str) -> tuple[int, str, bytes | None]:
+    """Stream one member of the open archive to target, BLOCK bytes at a time; return (size, sha256, its bytes
+    when it is smaller than a block, else None). Raises _Forged at the first byte past the declared size."""
+    declared = info.file_size
+    # zipfile stops at file_size and then checks the CRC: let two bytes more through, read at most one of them,
+    # and a member inflating past its header is seen here as that (not as a CRC error after the fact). The ZipInfo
+    # is this process's own copy of the central directory entry: changed for the read, then restored.
+    info.file_size = declared + 2
+    small = declared < BLOCK
+    digest = hashlib.sha256()
+    size = 0
+    kept = b"" if small else None
+    try:
+        with _zip.open(info) as src, open(target, "wb") as dst:
+            while data := src.read(min(BLOCK, declared + 1 - size)):
+                size += len(data)
+                if size > declared:
+                    raise _Forged
+                dst.write(data)
+                digest.update(data)
+                if small:
+                    kept = kept + data if kept else data        # one read, as a rule
+    finally:
+        info.file_size = declared
+    if size != declared:
+        raise _Forged(size)
+    return size, digest.hexdigest(), kept
+
+
 def _extract_chunk(task: tuple[str, list[tuple[str, str, str | None]], int]
                    ) -> list[tuple[str, int, str, tuple | None]]:
     """Extract (member, rel, kind) of the open archive into dest; return (rel, size, sha256, facts) of each.
-    An error comes back as ("", member, message, None) so the caller raises one ReproError."""
+    An error comes back as ("", message, fix or None, None) so the caller raises one ReproError."""
     dest, members, ignored = task
     out = []
     for name, rel, kind in members:
+        target = os.path.join(dest, rel)
         try:
-            data = _zip.read(name)
-            target = os.path.join(dest, rel)
-            with open(target, "wb") as fh:
-                fh.write(data)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, _zlib_error()) as exc:
-            return [("", name, str(exc), None)]          # "" is no file's path: marks the error
-        out.append((rel, len(data), hashlib.sha256(data).hexdigest(), _facts(kind, data, ignored)))
+            info = _zip.getinfo(name)
+            size, digest, data = _copy(info, target)
+            fact = _facts(kind, data if data is not None else Path(target), ignored)
+        except _Forged as short:
+            if short.args:
+                return [("", f"member {name} holds {short.args[0]} bytes, its header declares {info.file_size}: "
+                             f"a damaged or forged archive", None, None)]
+            return [("", f"member {name} inflates beyond the {size_text(info.file_size)} its header declares "
+                         f"(a forged header: a zip bomb?); extraction stopped there", None, None)]
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, _zlib_error()) as exc:
+            return [("", f"member {name} is damaged ({exc})", None, None)]      # "" is no file's path: the error
+        out.append((rel, size, digest, fact))
     return out
 
 
@@ -80,7 +176,8 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
            processes: int | None = None, alongside: Callable[[], None] | None = None,
            pairs: list[tuple[str, str]] = (), dataset: Dataset | str | None = None
            ) -> tuple[dict[str, list], dict[str, tuple]]:
-    """Extract `members` ((name in the zip, path under dest)) into dest, which exists and is empty.
+    """Extract `members` ((name in the zip, path under dest)) into dest, which exists and is empty; the caller
+    has judged their declared sizes (check_sizes). Memory stays within a few BLOCKs per process.
     `alongside` is called once the worker processes exist (so a thread it starts is not running when they fork).
     `pairs` are the (image, annotation) paths layout.check_names found: those files get label-check facts.
     Returns ({rel: [size, sha256]}, {rel: label-check facts}) for the manifest and layout.check_pairs."""
@@ -119,8 +216,8 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
             for chunk in results:
                 for rel, size, digest, fact in chunk:
                     if rel == "":
-                        raise ReproError(f"{zip_path}: member {size} is damaged ({digest})",
-                                         fix=f"delete the zip and run `repro prepare {ds.id}` again")
+                        raise ReproError(f"{zip_path}: {size}",
+                                         fix=digest or f"delete the zip and run `repro prepare {ds.id}` again")
                     files[rel] = [size, digest]
                     if fact is not None:
                         facts[rel] = fact
@@ -151,17 +248,50 @@ def check_digests(path: Path, digests: dict[str, str], md5: str | None, sha1: st
     for name, want in (("md5", md5), ("sha1", sha1)):
         if want and digests[name] != want.lower():
             raise ChecksumMismatch(f"{path} has {name} {digests[name]}, expected {want}: the archive is truncated, "
-                                   f"corrupt or another file",
+                                   f"corrupt or another file; nothing was extracted",
                                    fix=f"delete it and run `repro prepare {dataset}` again (or pass --zip with the "
                                        f"right file; --md5/--sha1 only if you trust this one)")
     return digests
 
 
-class ArchiveDigests:
-    """md5/sha1 of the archive, computed in a thread (from `start()`) while it is being extracted; `check()` waits
-    and raises ChecksumMismatch, if any. Hashing releases the GIL, so the thread barely slows the extraction."""
+def archive_hashes(path: Path, progress: bool = False) -> dict[str, str]:
+    """md5 and sha1 of the archive, each in its own thread (hashing releases the GIL): the time of the slower."""
+    found: dict[str, str] = {}
+    errors: list[BaseException] = []
 
-    def __init__(self, path: Path, md5: str | None, sha1: str | None, dataset: str = datasets.DEFAULT):
+    def one(name: str, bar: bool) -> None:
+        try:
+            found.update(file_hashes(path, (name,), progress=bar))
+        except BaseException as exc:       # noqa: BLE001 - raised in the caller's thread below
+            errors.append(exc)
+
+    helper = threading.Thread(target=one, args=("sha1", False), name="archive-sha1", daemon=True)
+    helper.start()
+    one("md5", progress)
+    helper.join()
+    if errors:
+        raise errors[0]
+    return found
+
+
+def judge(path: Path, md5: str | None, sha1: str | None, dataset: str = datasets.DEFAULT,
+          progress: bool = False) -> dict[str, str]:
+    """Hash the archive now and raise ChecksumMismatch unless it has the expected md5/sha1: before extracting."""
+    try:
+        digests = archive_hashes(path, progress)
+    except OSError as exc:
+        raise ReproError(f"cannot read {path} ({exc})", fix=f"pass a readable file with --zip, or run "
+                                                            f"`repro prepare {dataset}` to download it") from None
+    return check_digests(path, digests, md5, sha1, dataset)
+
+
+class ArchiveDigests:
+    """md5/sha1 of an archive no checksum is expected for (the manifest records them), computed in a thread (from
+    `start()`) while it is being extracted; `check()` waits and returns them. Hashing releases the GIL, so the
+    thread barely slows the extraction."""
+
+    def __init__(self, path: Path, md5: str | None = None, sha1: str | None = None,
+                 dataset: str = datasets.DEFAULT):
         self.path, self.md5, self.sha1, self.dataset = path, md5, sha1, dataset
         self.digests: dict[str, str] = {}
         self.error: BaseException | None = None
@@ -172,7 +302,7 @@ class ArchiveDigests:
 
     def _run(self) -> None:
         try:
-            self.digests = file_hashes(self.path, ("md5", "sha1"), progress=False)
+            self.digests = archive_hashes(self.path)
         except BaseException as exc:       # noqa: BLE001 - handed to the caller's thread by check()
             self.error = exc
 

@@ -42,6 +42,10 @@ class Archive:
     md5: str | None = None
     sha1: str | None = None
     size: int | None = None
+    # what a member of a zip for this dataset may be (harness/fetch/unpack.py refuses more; see datasets/README.md)
+    max_member_bytes: int = 1 << 30                 # its declared (uncompressed) size
+    max_compression_ratio: float = 100.0            # declared size over compressed size (judged from 1 MiB up)
+    max_total_bytes: int = 100 << 30                # the declared sizes of the extracted members together
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class Dataset:
     synthetic_backgrounds: int
     archive: Archive | None
     file: Path
+
+    @property
+    def limits(self) -> Archive:
+        """The archive limits of any zip prepared for this dataset: [archive]'s, else the defaults."""
+        return self.archive or Archive(url="", filename="", folder=self.folder)
 
     def split(self, name: str) -> Split:
         for split in self.splits:
@@ -130,7 +139,8 @@ SCHEMA = Table({
     "labels": Table({"num_classes": int, "reduce_zero_label": bool, "ignore_index": int, "classes": List(str)}),
     "synthetic": Optional(Table({"labels": List(int), "backgrounds": int})),
     "archive": Optional(Table({"url": str, "filename": NAME, "folder": Optional(NAME), "md5": Optional(str),
-                               "sha1": Optional(str), "size": Optional(int)})),
+                               "sha1": Optional(str), "size": Optional(int), "max_member_bytes": Optional(int),
+                               "max_compression_ratio": Optional(float), "max_total_bytes": Optional(int)})),
 })
 
 
@@ -183,11 +193,18 @@ def _synthetic(path: Path, table: dict | None, raw: range) -> tuple[tuple[int, .
     return labels, backgrounds
 
 
-def _archive(table: dict | None, folder: str) -> Archive | None:
+_LIMITS = ("max_member_bytes", "max_compression_ratio", "max_total_bytes")
+
+
+def _archive(path: Path, table: dict | None, folder: str) -> Archive | None:
     if table is None:
         return None
+    limits = {key: table[key] for key in _LIMITS if table[key] is not None}
+    for key, value in limits.items():
+        if not value > 0:
+            raise tomlcheck.fail(path, f"archive.{key}", f"must be positive, found {value!r}", FIX)
     return Archive(url=table["url"], filename=table["filename"], folder=table["folder"] or folder, md5=table["md5"],
-                   sha1=table["sha1"], size=table["size"])
+                   sha1=table["sha1"], size=table["size"], **limits)
 
 
 def load_dataset(folder: Path) -> Dataset:
@@ -209,7 +226,7 @@ def load_dataset(folder: Path) -> Dataset:
         digits=_positive(path, "files.digits", files["digits"]), image_suffix=files["image_suffix"],
         annotation_suffix=files["annotation_suffix"], num_classes=num_classes, reduce_zero_label=reduce_zero,
         ignore_index=ignore, classes=classes, synthetic_labels=synthetic_labels, synthetic_backgrounds=backgrounds,
-        archive=_archive(data["archive"], data["folder"]), file=path)
+        archive=_archive(path, data["archive"], data["folder"]), file=path)
 
 
 @lru_cache(maxsize=8)
