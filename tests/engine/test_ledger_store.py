@@ -87,3 +87,11 @@ def test_an_incomplete_ledger_names_what_is_missing():
     ledger = from_rows(*zip(*[r for r in _rows(6) if r[0] != 4]))
     with pytest.raises(LedgerInvalid, match=r"holds 5 of the 6 images \(missing e.g. \[4\]\)"):
         store.check_complete(ledger, 6)
+
+
+def test_the_same_ledger_is_the_same_bytes_and_numpy_opens_it(tmp_path):
+    ledger = from_rows(*zip(*_rows(4)))
+    first = store.write_ledger(tmp_path / "a.npz", ledger).read_bytes()
+    assert store.write_ledger(tmp_path / "b.npz", ledger).read_bytes() == first
+    with np.load(tmp_path / "a.npz") as data:
+        assert sorted(data.files) == sorted(store.ARRAYS) and data["union"].dtype == np.int64
