@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     job = json.loads(args.job.read_text())
     run_dir = Path(job["run_dir"])
     rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+    # an earlier session's failure line (a requeued Slurm job continues in place): this session writes its own
+    (run_dir / ("failure.txt" if rank == 0 else f"failure.rank{rank}.txt")).unlink(missing_ok=True)
     try:
         from harness.engine import shims
         applied = shims.apply_all()
