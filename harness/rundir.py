@@ -23,10 +23,11 @@ from harness.errors import ReproError
 
 # what a run (any launcher, any rank) and the commands reading it write into a run directory
 RUN_FILES = ("job*.json", "job.sbatch", "result.json", "engine*.json", "failure*.txt", "console*.log",
-             "config.py", "*.log", "*.log.json", "eval_*.json", "*.pth", "slurm-*.out", "verify*.xml", ".*.tmp")
+             "config.py", "*.log", "*.log.json", "eval_*.json", "*.pth", "slurm-*.out", "verify*.xml", ".*.tmp",
+             "ledger.npz")
 # `repro import` copies its source files to imported/; the evaluation writes the report's gallery/, and mmseg's
-# multi-process result collection .dist_test/ (left behind by a killed run)
-RUN_FOLDERS = ("imported", "gallery", ".dist_test")
+# multi-process result collection .dist_test/ (left behind by a killed run), the ledger's chunks ledger.parts/
+RUN_FOLDERS = ("imported", "gallery", ".dist_test", "ledger.parts")
 RECORD_SCHEMA = "repro.result/1"
 
 
@@ -159,6 +160,8 @@ def plan_claim(work_dir: Path, overwrite: bool, job: dict, inputs: list[str | Pa
         resume = ""
         if state.record is None and (state.job or {}).get("kind") == "train" and any(path.glob("iter_*.pth")):
             resume = f", continue it with `repro train {state.job['reproduction']} --resume --work-dir {path}`"
+        elif state.record is None and (state.job or {}).get("kind") == "eval" and (path / "ledger.parts").is_dir():
+            resume = f", continue it with `repro eval {state.job['reproduction']} --resume --work-dir {path}`"
         raise ReproError(f"--work-dir {path} already holds {held}; a run directory is written once",
                          fix=f"pass --overwrite to move that run aside to {path.name}.old-<timestamp> (kept){resume}"
                              ", or pass another --work-dir")

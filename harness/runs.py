@@ -121,7 +121,8 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
     claim = None
     if resume_dir is not None:
         run_dir = resume_dir
-        job["resume_from"] = str(resume_from)
+        if resume_from is not None:      # a train run's checkpoint (an evaluation continues from its ledger)
+            job["resume_from"] = str(resume_from)
     elif work_dir:
         claim = _claim_work_dir(work_dir, overwrite, job, notes)
         run_dir = claim.path
@@ -151,7 +152,7 @@ def _prepare(kind: str, reproduction: str, protocol: str, work_dir, launch, dry_
         for stale in [RESULT_FILE, ENGINE_FILE, *(f.name for f in run_dir.glob("failure*.txt"))]:
             (run_dir / stale).unlink(missing_ok=True)
     job_path = run_dir / launch_mod.job_file(launch.node_rank)   # nodes sharing run_dir: one file each
-    p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind))
+    p = launch_mod.plan(launch, job_path, run_dir, _job_name(reproduction, kind), requeue=kind == "eval")
     job["launch"]["command"] = p.command
     job["launch"]["repro_command"] = repro_command(job, launch)
     job["started"] = _now()
@@ -239,13 +240,25 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
              launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
              cfg_options: dict | list | None = None, echo=None, device: str = "auto", engine: str = "fast",
              precision: str = "fp32", overwrite: bool = False, show_dir: Path | str | None = None,
-             show_limit: int | None = None, prepare_only: bool = False) -> dict:
+             show_limit: int | None = None, prepare_only: bool = False, resume: bool = False) -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring).
     `engine` fast (batched windows, harness/engine/evaluate_fast.py) or stock (mmseg's loop); `precision`
-    fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json."""
+    fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json.
+    `resume` continues an unfinished evaluation (--work-dir, else the newest) from its ledger chunks, with its
+    recorded settings; protocol / engine / precision None: not given (harness/ledger/resume.py)."""
     launch = launch or launch_mod.LaunchOptions()
     say = echo or print
     rep = registry.get(reproduction)
+    resume_dir, recorded = None, None
+    if resume:
+        from harness.ledger.resume import resume_arguments
+        resume_dir, recorded = resume_arguments(rep.id, paths.runs_root(), work_dir, overwrite, dict(
+            protocol=protocol, checkpoint=checkpoint, data_root=data_root, engine=engine, precision=precision,
+            cfg_options=_parse_cfg_options(cfg_options), launch=launch))
+        protocol, checkpoint, data_root, engine, precision, launch, cfg_options, show_dir, show_limit = (
+            recorded[k] for k in ("protocol", "checkpoint", "data_root", "engine", "precision", "launch",
+                                  "cfg_options", "show_dir", "show_limit"))
+    protocol, engine, precision = protocol or "ss", engine or "fast", precision or "fp32"
     launch.validate()
     engine_fields = _eval_engine_fields(engine, precision)
     rep.config_path(protocol)
@@ -259,8 +272,12 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
               "data_root": dataset["root"], "cfg_options": _parse_cfg_options(cfg_options),
               "samples_per_gpu": 1, "seed": None, "device": device, **engine_fields,
               **_show_fields(show_dir, show_limit)}
+    if recorded is not None:   # the checkpoint as hashed now, the data manifest as read now: as recorded?
+        from harness.ledger.resume import check_job
+        check_job(recorded["recorded_job"], dict(fields, protocol=protocol), resume_dir)
+        fields["first_started"] = recorded["first_started"]
     job, run_dir, p, text = _prepare("eval", rep.id, protocol, work_dir, launch, dry_run, fields, notes,
-                                     overwrite=overwrite)
+                                     resume_dir, overwrite=overwrite)
     if dry_run:
         return _print_dry_run(job, p, text, notes, say)
     if prepare_only:     # a batch starts it with others, as one Slurm job array (harness/batch)
@@ -495,7 +512,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "artifacts": {**engine.get("artifacts", {}), "console": launch_mod.CONSOLE_LOG, "job": launch_mod.JOB_FILE},
         "config": job.get("config"),
     }
-    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine"):
+    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine", "ledger", "sessions"):
         if job.get(key) is not None or engine.get(key) is not None:
             record[key] = engine.get(key, job.get(key))
     if job.get("kind") == "train":
