@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import ReproError
+from harness.ledger.slurm import SBATCH_LINES, requeue_on_signal
 
 LAUNCHERS = ("none", "torchrun", "slurm")
 DEFAULT_MASTER_PORT = 29500
@@ -151,7 +152,7 @@ def _split_arg(flag: str, value: str) -> list[str]:
 
 
 def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str,
-                  array_runs: list[Path] | None = None) -> str:
+                  array_runs: list[Path] | None = None, requeue: bool = False) -> str:
     """An sbatch script: one srun task per GPU, rank/world from SLURM_* in each task, then the run record.
 
     The `#SBATCH` lines come first, then one `srun` line; every value is checked (check_script_value) and quoted.
@@ -174,6 +175,9 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
     for name in ("partition", "account", "time"):
         if getattr(opts, name):
             lines.append(f"#SBATCH --{name}={q(getattr(opts, name))}")
+    requeue = requeue and not array_runs
+    if requeue:   # an evaluation: flush its ledger at the time limit's signal, requeue, continue (ledger/slurm.py)
+        lines += list(SBATCH_LINES)                 # before --sbatch-arg: a later line of the user's wins
     lines += [f"#SBATCH {shlex.join(_split_arg('--sbatch-arg', arg))}" for arg in opts.sbatch_args]
     port = opts.master_port or DEFAULT_MASTER_PORT
     srun = ["srun", "--kill-on-bad-exit=1", *opts.srun_args, sys.executable, "-u", *entry_args(job_path)]
@@ -193,8 +197,7 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
         f"export MASTER_PORT=$(({port} + SLURM_ARRAY_TASK_ID))" if array_runs else f"export MASTER_PORT={port}",
         # torchrun's default is 1 thread per process; here each task gets the CPUs Slurm gave it, not every core
         'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
-        _join_with_expansion(srun, bool(array_runs)),
-        "rc=$?",
+        *(requeue_on_signal(shlex.join(srun)) if requeue else [_join_with_expansion(srun, bool(array_runs)), "rc=$?"]),
         _join_with_expansion(finalize, bool(array_runs)) + ' --rc "$rc"',
         'exit "$rc"',
         "",
@@ -221,7 +224,7 @@ class Plan:
         return shlex.join(self.argv)
 
 
-def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> Plan:
+def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str, requeue: bool = False) -> Plan:
     opts.validate()
     if opts.launcher == "none":
         return Plan(local_argv(job_path))
@@ -229,7 +232,8 @@ def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> P
         return Plan(torchrun_argv(opts, job_path))
     script_path = run_dir / SBATCH_FILE
     sbatch = ["sbatch", "--parsable"] + (["--wait"] if opts.slurm_wait else []) + [str(script_path)]
-    return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name), script_path=script_path)
+    return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name, requeue=requeue),
+                script_path=script_path)
 
 
 def array_plan(opts: LaunchOptions, run_dirs: list[Path], batch_dir: Path, job_name: str) -> Plan:
