@@ -193,9 +193,11 @@ def _start_session(parts: Path, job: dict, dataset, info: dict):
     """(the earlier sessions' ledger or None, this session's number): every rank reads the chunks before any
     rank writes one (a barrier), rank 0 checks the earlier sessions' settings and marks this session."""
     from harness.ledger import resume as ledger_resume
-    from harness.ledger.store import read_parts
+    from harness.ledger.store import LEDGER_FILE, read_ledger, read_parts
 
     earlier = read_parts(parts)
+    if earlier is None and (parts.parent / LEDGER_FILE).is_file():   # merged, then stopped before its record
+        earlier = read_ledger(parts.parent / LEDGER_FILE)
     if earlier is not None:
         names = [dataset.img_infos[i]["filename"] if i < len(dataset) else None for i in earlier.index.tolist()]
         if names != earlier.names.tolist():
@@ -221,7 +223,9 @@ def stock_loader(dataset, shard: IndexShard, workers: int):
 
 class _flush_on_sigterm:
     """While the loop runs, SIGTERM raises EvaluationInterrupted in the main thread; on the way out, whatever
-    happened, the rows waiting in the sink are written as a chunk (with SIGTERM held off meanwhile)."""
+    happened, the rows waiting in the sink are written as a chunk with SIGTERM held off (a launcher's second
+    SIGTERM, torchrun's, must not cut it short), and held off still while a stopped process writes its failure
+    line and exits."""
 
     def __init__(self, sink: LedgerSink, todo: int):
         self.sink, self.todo = sink, todo
@@ -240,15 +244,13 @@ class _flush_on_sigterm:
             self.installed = True
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         import signal
         if self.installed:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            self.sink.flush()
-        finally:
-            if self.installed:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
+        self.sink.flush()
+        if self.installed and exc_type is None:   # interrupted: SIGTERM stays ignored while the process exits
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
         return False
 
 
