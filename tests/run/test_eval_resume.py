@@ -78,12 +78,33 @@ def _interrupt(work: Path, command: str, signum: int, at_least: int = VAL // 3) 
             assert proc.poll() is None, f"the evaluation ended (rc {proc.returncode}) before it could be interrupted"
             assert time.monotonic() < deadline, "no ledger chunks in 10 minutes"
             time.sleep(0.1)
-        os.killpg(proc.pid, signum)
+        if signum == signal.SIGKILL:   # every process of the tree: torchrun's workers have sessions of their own
+            for pid in [proc.pid, *_descendants(proc.pid)]:
+                os.kill(pid, signal.SIGKILL)
+        else:                          # as a terminal or a scheduler does; torchrun passes it on to its workers
+            os.killpg(proc.pid, signum)
         return proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, recursively (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def _assert_same(resumed: Path, whole: Path) -> None:
