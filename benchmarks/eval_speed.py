@@ -201,7 +201,7 @@ def ledger_cost(model, dataset, info: dict, workers: int, batch: int, repeats: i
     """Fast fp32 evaluation wall time without and with the ledger writer (best of `repeats`, alternated)."""
     import shutil
 
-    from harness.engine.evaluate import IndexShard, LedgerSink
+    from harness.engine.rows import IndexShard, LedgerSink
     from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
     from harness.ledger.resume import finish
     from harness.ledger.store import ChunkWriter, from_rows

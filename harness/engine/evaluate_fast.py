@@ -78,7 +78,7 @@ def first_item(batch: list) -> Sample:
 
 def build_loader(dataset, info: dict, workers: int, sampler=None):
     """One image per item in the stock loop's order: mmseg's DistributedSampler under torchrun, else sequential;
-    `sampler`: the indices still to do (harness.engine.evaluate.IndexShard, the same order on a fresh run)."""
+    `sampler`: the indices still to do (harness.engine.rows.IndexShard, the same order on a fresh run)."""
     if sampler is None and info["distributed"]:
         from mmseg.datasets.samplers import DistributedSampler
         sampler = DistributedSampler(dataset, info["world_size"], info["rank"], shuffle=False)
@@ -255,7 +255,7 @@ def evaluate_loader_fast(model, loader, info: dict, tmpdir: str | None = None, b
     histograms are on the host (every HIST_FLUSH images, or sooner when a ledger chunk is due, and on the way
     out, whatever stopped the loop). `on_prediction(index, pred)` (optional) sees each argmax map on the device."""
 
-    from harness.engine.evaluate import IndexShard, LedgerSink, gather_rows
+    from harness.engine.rows import IndexShard, LedgerSink, gather_rows
     from harness.engine.progress import ProgressLines
 
     model = getattr(model, "module", model)

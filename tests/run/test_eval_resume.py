@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("mmseg.apis")
 
 from harness.ledger.store import ARRAYS, LEDGER_FILE, PARTS_DIR, chunk_paths, read_ledger, read_parts  # noqa: E402
-from harness.runs import evaluate  # noqa: E402
+from harness.run.api import evaluate  # noqa: E402
 
 DEMO = "eva02_demo"
 VAL = 50
@@ -46,7 +46,7 @@ def _small_chunks(monkeypatch):
 
 
 def _launch(launcher: str):
-    from harness.launch import LaunchOptions
+    from harness.run.options import LaunchOptions
     return LaunchOptions(**LAUNCH[launcher])
 
 

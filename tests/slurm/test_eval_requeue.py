@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.launch import LaunchOptions, plan
-from harness.ledger.slurm import SBATCH_LINES
+from harness.run.launch import REQUEUE_LINES, plan
+from harness.run.options import LaunchOptions
 
 DEMO = "eva02_demo"
 
@@ -19,7 +19,7 @@ def test_an_evaluation_job_script_asks_for_the_signal_and_requeues(tmp_path):
     opts = LaunchOptions("slurm", gpus=2, time="30", sbatch_args=["--signal=B:TERM@300"])
     script = plan(opts, tmp_path / "job.json", tmp_path, "repro-demo-eval", requeue=True).script
     lines = script.splitlines()
-    for line in SBATCH_LINES:
+    for line in REQUEUE_LINES:
         assert line in lines
     # the user's own --signal comes later, so it wins
     assert lines.index("#SBATCH --signal=B:TERM@300") > lines.index("#SBATCH --signal=B:TERM@60")
@@ -41,7 +41,7 @@ def test_an_evaluation_cut_by_its_time_limit_is_requeued_and_finishes_like_an_un
     from demo_runs import train_demo_briefly
 
     from harness.fetch.synthetic import generate
-    from harness.runs import evaluate
+    from harness.run.api import evaluate
     from slurm.test_slurm import job_id, repro, wait_until_ended
 
     small = generate(tmp_path / "small" / "ADEChallengeData2016", num_train=4, num_val=2, seed=1)
