@@ -8,6 +8,12 @@ projected time for the 2,000 val images, and ends with the fp32 comparison:
 
     fast/stock X.XXx; argmax agreement Y; max |dmetric| Z
 
+Then the per-image ledger's cost (harness/ledger/store.py): the fast fp32 evaluation without a ledger writer and
+with one (chunks at the default cadence into a temporary ledger.parts/, then ledger.npz and its sha256),
+alternated `--ledger-repeats` times, the best of each:
+
+    ledger: without X.XX s, with Y.YY s, ratio Z.ZZZ (goal <= 1.02)
+
     python benchmarks/eval_speed.py --reproduction eva02_B_sz512 --images 8                  # CPU
     python benchmarks/eval_speed.py --reproduction eva02_demo --protocol ms --images 8
     python benchmarks/eval_speed.py --reproduction eva02_L_sz512 --images 32 --device cuda --precision bf16
@@ -87,6 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="loader workers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", type=Path, default=None, help="reuse or keep the synthetic images here")
+    parser.add_argument("--ledger-repeats", type=int, default=3,
+                        help="fast-engine runs with and without the ledger writer, alternated (0: skip)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -183,8 +191,45 @@ def main(argv=None) -> int:
     print(f"fast/stock {stock_s / fast_s:.2f}x; argmax agreement "
           f"{agreement(runs['fast fp32'][2], runs['stock fp32'][2]):.6f}; max |dmetric| "
           f"{dmetric('fast fp32', 'stock fp32'):.4f}")
+    if args.ledger_repeats > 0:
+        ledger_cost(model, dataset, info, args.workers, batch, args.ledger_repeats, Path(tmp.name))
     tmp.cleanup()
     return 0
+
+
+def ledger_cost(model, dataset, info: dict, workers: int, batch: int, repeats: int, scratch: Path) -> float:
+    """Fast fp32 evaluation wall time without and with the ledger writer (best of `repeats`, alternated)."""
+    import shutil
+
+    from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
+    from harness.engine.rows import IndexShard, LedgerSink
+    from harness.ledger.resume import finish
+    from harness.ledger.store import ChunkWriter, from_rows
+
+    def once(with_ledger: bool) -> float:
+        run_dir = scratch / "ledger-run"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shard = IndexShard(list(range(len(dataset))))
+        writer = ChunkWriter(run_dir / "ledger.parts", 0) if with_ledger else None
+        start = time.perf_counter()
+        sink = LedgerSink(dataset, shard, writer)
+        rows, _ = evaluate_loader_fast(model, build_loader(dataset, info, workers, sampler=shard), info,
+                                       batch_size=batch, sink=sink)
+        if with_ledger:
+            sink.flush()
+            names = [dataset.img_infos[i]["filename"] for i, _, _ in rows]
+            finish(run_dir, from_rows([r[0] for r in rows], names, [r[1] for r in rows], [r[2] for r in rows]), 1)
+        return time.perf_counter() - start
+
+    times = {False: [], True: []}
+    for _ in range(repeats):
+        for with_ledger in (False, True):
+            times[with_ledger].append(once(with_ledger))
+    without, with_ = min(times[False]), min(times[True])
+    print(f"ledger: without {without:.2f} s, with {with_:.2f} s (best of {repeats}, alternated; all: "
+          f"{', '.join(f'{t:.2f}' for t in times[False])} / {', '.join(f'{t:.2f}' for t in times[True])}), "
+          f"ratio {with_ / without:.3f} (goal <= 1.02)")
+    return with_ / without
 
 
 if __name__ == "__main__":

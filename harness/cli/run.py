@@ -39,10 +39,13 @@ def _summary(record: dict) -> None:
               help="also save the predicted label maps here, as PNGs in ADE20K's palette (named like the images)")
 @click.option("--show-limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="with --show-dir: only the first N val images  [default: all]")
+@click.option("--resume", is_flag=True,
+              help="continue the newest unfinished evaluation of ID and protocol (or --work-dir) from the images its "
+                   "ledger holds, with its recorded settings (checkpoint, protocol, engine, precision, data must agree)")
 @launch_options
 @run_dir_options
-def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, show_limit, launch, device, data_root,
-             work_dir, overwrite, cfg_options, dry_run):
+def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, show_limit, resume, launch, device,
+             data_root, work_dir, overwrite, cfg_options, dry_run):
     """Evaluate a checkpoint on ADE20K val with the reproduction's protocol; writes a run directory + result.json.
 
     \b
@@ -52,9 +55,16 @@ def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, sh
       repro eval eva02_L_sz512 --show-dir pred_png --show-limit 100     # the first 100 predicted maps as PNGs
       repro eval eva02_L_sz512 --launcher torchrun --gpus 8 --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --dry-run
       repro eval eva02_demo --checkpoint runs/eva02_demo/train/<timestamp> --launcher slurm --partition gpu
+      repro eval eva02_L_sz512 --protocol ms --resume            # continue an interrupted evaluation
     """
     from harness.run.api import evaluate
-    _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
+    if resume:   # a flag left at its default takes the interrupted run's recorded value
+        from click.core import ParameterSource
+        ctx = click.get_current_context()
+        protocol, engine, precision = (value if ctx.get_parameter_source(name) != ParameterSource.DEFAULT else None
+                                       for name, value in (("protocol", protocol), ("engine", engine),
+                                                           ("precision", precision)))
+    _summary(evaluate(reproduction, protocol=protocol, resume=resume, checkpoint=checkpoint, data_root=data_root,
                       work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo,
                       device=device, engine=engine, precision=precision, overwrite=overwrite, show_dir=show_dir,
                       show_limit=show_limit))

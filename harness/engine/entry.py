@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     job = read_job(args.job).as_dict()
     run_dir = Path(job["run_dir"])
     rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+    # an earlier session's failure line (a requeued Slurm job continues in place): this session writes its own
+    (run_dir / failure_file(rank)).unlink(missing_ok=True)
     try:
         from harness.engine import shims
         applied = shims.apply_all()

@@ -5,17 +5,28 @@ import json
 import time
 from pathlib import Path
 
-from harness.engine.distributed import gather_results, sync_bn_to_bn, wrap_model
+from harness.engine.distributed import sync_bn_to_bn, wrap_model
+from harness.engine.rows import IndexShard, LedgerSink, gather_rows
+
+
+class EvaluationInterrupted(Exception):
+    """SIGTERM during the evaluation loop (a Slurm time limit's signal, a preemption, a kill): the images finished
+    so far are flushed to the ledger chunks, then the engine exits non-zero; `--resume` continues from them."""
+
+    def one_line(self) -> str:
+        return f"evaluation interrupted by SIGTERM: {self}"
 
 
 def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
-                    precision: str = "fp32", on_prediction=None) -> tuple[list, float]:
+                    precision: str = "fp32", on_prediction=None, sink: LedgerSink | None = None) -> tuple[list, float]:
     """Our test loop: mmseg's single_gpu_test / multi_gpu_test with pre_eval=True, in one function.
 
-    Per batch: forward with rescale, `dataset.pre_eval` (area histograms per image), progress on rank 0. Then the
-    per-image results of all ranks are gathered in dataset order (mmcv's collect_results_gpu / _cpu). Returns
-    (results on rank 0 / [] elsewhere, seconds of the loop). bf16 wraps the forward in autocast.
+    Per batch: forward with rescale, `dataset.pre_eval` (area histograms per image), progress on rank 0; each
+    image's row goes to the ledger `sink` as it finishes. Then the rows of all ranks are gathered (mmcv's
+    collect_results_gpu / _cpu). Returns (rows by dataset index on rank 0 / [] elsewhere, seconds of the loop).
+    bf16 wraps the forward in autocast.
     """
+    import numpy as np
     import torch
 
     from harness.engine.precision import forward_context
@@ -23,8 +34,8 @@ def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
 
     model.eval()
     dataset = data_loader.dataset
-    results = []
-    bar = ProgressLines("eval", len(dataset)) if info["rank"] == 0 else None
+    sink = sink or LedgerSink(dataset, IndexShard(list(range(len(dataset)))))
+    bar = ProgressLines("eval", len(data_loader) * info["world_size"]) if info["rank"] == 0 else None
     start = time.perf_counter()
     for batch_indices, data in zip(data_loader.batch_sampler, data_loader):
         with torch.no_grad(), forward_context(precision, info["device"]):
@@ -32,31 +43,24 @@ def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
         if on_prediction is not None:   # --show-dir
             for index, pred in zip(batch_indices, result):
                 on_prediction(index, pred)
-        results.extend(dataset.pre_eval(result, indices=batch_indices))
+        for index, pred, areas in zip(batch_indices, result, dataset.pre_eval(result, indices=batch_indices)):
+            sink.add(index, np.asarray(pred).size, torch.stack(list(areas)).long().numpy())
         if bar is not None:
             bar.update(len(result) * info["world_size"])
-    results = gather_results(results, len(dataset), info, tmpdir)
-    seconds = time.perf_counter() - start
-    return (results or []), seconds
+    rows = gather_rows(sink.rows, info, tmpdir)
+    return rows, time.perf_counter() - start
 
 
-def metrics_percent(results: list, class_names) -> tuple[dict, dict]:
-    """aAcc/mIoU/mAcc and per-class IoU/Acc in percent at full precision (mmseg's formulas, no rounding)."""
-    import numpy as np
-    from mmseg.core.evaluation.metrics import pre_eval_to_metrics
-
-    m = pre_eval_to_metrics(results, ["mIoU"])
-    iou, acc = np.asarray(m["IoU"], dtype=float), np.asarray(m["Acc"], dtype=float)
-    metrics = {"aAcc": float(np.asarray(m["aAcc"])) * 100, "mIoU": float(np.nanmean(iou)) * 100,
-               "mAcc": float(np.nanmean(acc)) * 100}
-    per_class = {name: {"IoU": _pct(i), "Acc": _pct(a)} for name, i, a in zip(class_names, iou, acc)}
-    return metrics, per_class
-
-
-def _pct(value) -> float | None:
-    import math
-    value = float(value)
-    return None if math.isnan(value) else value * 100
+def metrics_percent(rows_or_ledger, class_names) -> tuple[dict, dict]:
+    """aAcc/mIoU/mAcc and per-class IoU/Acc in percent at full precision (mmseg's formulas, no rounding), from
+    the int64 sums of a ledger (or of rows, which are made into one)."""
+    from harness.ledger.store import Ledger, from_rows
+    from harness.ledger.store import metrics_percent as from_ledger
+    ledger = rows_or_ledger
+    if not isinstance(ledger, Ledger):
+        index, pixels, areas = zip(*ledger) if ledger else ((), (), ())
+        ledger = from_rows(index, [""] * len(index), pixels, list(areas))
+    return from_ledger(ledger, class_names)
 
 
 def _eval_json_name(protocol: str) -> str:
@@ -73,10 +77,15 @@ def _write_eval_json(run_dir: Path, protocol: str, config: str, metric: dict) ->
 
 def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -> dict:
     """Evaluate on data.test with the job's engine (fast: harness/engine/evaluate_fast.py; stock: our copy of
-    mmseg's loop above) and precision; rank 0 writes the eval JSON; return metrics for engine.json."""
-    from mmseg.datasets import build_dataloader, build_dataset
+    mmseg's loop above) and precision, continuing from the images the run's ledger chunks already hold; rank 0
+    writes ledger.npz and the eval JSON; return metrics for engine.json."""
+    import numpy as np
+    import torch
+    from mmseg.datasets import build_dataset
 
     from harness.engine.precision import set_matmul_precision
+    from harness.ledger import resume as ledger_resume
+    from harness.ledger.store import LEDGER_FILE, PARTS_DIR, ChunkWriter, check_complete, concat, from_rows
 
     engine, precision = job.get("eval_engine") or "stock", job.get("precision") or "fp32"
     set_matmul_precision(precision)
@@ -84,30 +93,114 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
     tmpdir = str(run_dir / ".dist_test")
     workers = cfg.data.get("workers_per_gpu", 0)
     show = _show_dir(job, dataset)
-    if engine == "fast":
-        from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
-        loader = build_loader(dataset, info, workers)
-        results, seconds = evaluate_loader_fast(model, loader, info, tmpdir=tmpdir, precision=precision,
-                                                batch_size=job.get("eval_batch_size"), on_prediction=show)
-    else:
-        loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=workers, num_gpus=1,
-                                  dist=info["distributed"], shuffle=False, persistent_workers=False)
-        results, seconds = evaluate_loader(model, loader, info, tmpdir=tmpdir, precision=precision,
-                                           on_prediction=show)
+    parts = run_dir / PARTS_DIR
+    earlier, session = _start_session(parts, job, dataset, info)
+    done = set(earlier.index.tolist()) if earlier is not None else set()
+    remaining = [i for i in range(len(dataset)) if i not in done]
+    if info["rank"] == 0 and done:
+        logger.info(f"ledger: {len(done)} of {len(dataset)} images done in {session - 1} earlier session(s); "
+                    f"evaluating the other {len(remaining)}")
+    shard = IndexShard(remaining, info["world_size"], info["rank"])
+    sink = LedgerSink(dataset, shard, ChunkWriter(parts, info["rank"]))
+    with _flush_on_sigterm(sink, len(remaining)):
+        if engine == "fast":
+            from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
+            loader = build_loader(dataset, info, workers, sampler=shard)
+            rows, seconds = evaluate_loader_fast(model, loader, info, tmpdir=tmpdir, precision=precision,
+                                                 batch_size=job.get("eval_batch_size"), on_prediction=show,
+                                                 sink=sink)
+        else:
+            loader = stock_loader(dataset, shard, workers)
+            rows, seconds = evaluate_loader(model, loader, info, tmpdir=tmpdir, precision=precision,
+                                            on_prediction=show, sink=sink)
     if info["rank"] != 0:
         return {}
-    metric = dataset.evaluate(results, metric="mIoU", logger=logger)   # mmseg's tables and rounded values
+    names = [dataset.img_infos[i]["filename"] for i, _, _ in rows]
+    new = from_rows([r[0] for r in rows], names, [r[1] for r in rows], [r[2] for r in rows]) if rows else None
+    ledger = concat([part for part in (earlier, new) if part is not None and part.num_images])
+    check_complete(ledger, len(dataset), f"{run_dir}: the evaluation's ledger")
+    ledger_file = ledger_resume.finish(run_dir, ledger, session)
+    totals = tuple(torch.from_numpy(t.astype(np.float32)) for t in ledger.totals().values())
+    metric = dataset.evaluate([totals], metric="mIoU", logger=logger)   # mmseg's tables and rounded values
     eval_json = _write_eval_json(run_dir, job["protocol"], job["config"], metric)
     if job["kind"] == "eval":   # one TextLoggerHook-style line, so every run directory has a log.json to read
         with open(run_dir / "eval.log.json", "a") as fh:
             fh.write(json.dumps({"mode": "val", "epoch": 1, "iter": len(dataset),
                                  **{k: float(v) for k, v in metric.items()}}) + "\n")
-    metrics, per_class = metrics_percent(results, dataset.CLASSES)
-    pictures = _pictures(model, dataset, results, run_dir, precision, show, logger)
+    metrics, per_class = metrics_percent(ledger, dataset.CLASSES)
+    from harness.ledger.store import rows as ledger_rows
+    pictures = _pictures(model, dataset, ledger_rows(ledger), run_dir, precision, show, logger)
     return {"metrics": metrics, "per_class": per_class, "eval_json": eval_json,
-            "num_images": len(dataset), "eval_seconds": seconds, "images_per_s": len(dataset) / seconds,
+            "num_images": len(dataset), "eval_seconds": seconds,
+            "images_per_s": len(remaining) / seconds if seconds else None,
             "eval_engine": engine, "precision": precision, "pictures": pictures,
-            "peak_memory_mib": peak_memory_mib(info["device"])}
+            "peak_memory_mib": peak_memory_mib(info["device"]),
+            "ledger": {"file": LEDGER_FILE, **ledger_file}, "sessions": session}
+
+
+def _start_session(parts: Path, job: dict, dataset, info: dict):
+    """(the earlier sessions' ledger or None, this session's number): every rank reads the chunks before any
+    rank writes one (a barrier), rank 0 checks the earlier sessions' settings and marks this session."""
+    from harness.ledger import resume as ledger_resume
+    from harness.ledger.store import LEDGER_FILE, read_ledger, read_parts
+
+    earlier = read_parts(parts)
+    if earlier is None and (parts.parent / LEDGER_FILE).is_file():   # merged, then stopped before its record
+        earlier = read_ledger(parts.parent / LEDGER_FILE)
+    if earlier is not None:
+        names = [dataset.img_infos[i]["filename"] if i < len(dataset) else None for i in earlier.index.tolist()]
+        if names != earlier.names.tolist():
+            raise ledger_resume.ResumeRefused(f"{parts}: its chunks were written for other images than this "
+                                              "dataset's", fix="start a new run (without --resume)")
+    session = ledger_resume.start_session(parts, job, write=info["rank"] == 0)
+    if info["distributed"]:
+        import torch.distributed as dist
+        dist.barrier()
+    return earlier, session
+
+
+def stock_loader(dataset, shard: IndexShard, workers: int):
+    """mmseg's build_dataloader for testing (one image per batch, mmcv's collate), over the shard's indices."""
+    from functools import partial
+
+    import torch
+    from mmcv.parallel import collate
+    return torch.utils.data.DataLoader(dataset, batch_size=1, sampler=shard, num_workers=workers,
+                                       collate_fn=partial(collate, samples_per_gpu=1), pin_memory=True,
+                                       shuffle=False, persistent_workers=False)
+
+
+class _flush_on_sigterm:
+    """While the loop runs, SIGTERM raises EvaluationInterrupted in the main thread; on the way out, whatever
+    happened, the rows waiting in the sink are written as a chunk with SIGTERM held off (a launcher's second
+    SIGTERM, torchrun's, must not cut it short), and held off still while a stopped process writes its failure
+    line and exits."""
+
+    def __init__(self, sink: LedgerSink, todo: int):
+        self.sink, self.todo = sink, todo
+        self.installed, self.previous = False, None
+
+    def _raise(self, signum, frame):
+        raise EvaluationInterrupted(f"{len(self.sink.rows)} of this process's images were done "
+                                    f"({self.todo} to do in this session); the ledger chunks hold them: continue "
+                                    "with `repro eval ... --resume`")
+
+    def __enter__(self):
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+            self.installed = True
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        import signal
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.sink.flush()
+        if self.installed and exc_type is None:   # interrupted: SIGTERM stays ignored while the process exits
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
+        return False
 
 
 def peak_memory_mib(device: str) -> float:
@@ -157,7 +250,8 @@ def run_eval(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     out = final_evaluation(model, cfg, info, run_dir, job, logger)
     if info["rank"] != 0:
         return {}
-    return {"metrics": out["metrics"], "per_class": out["per_class"],
+    return {"metrics": out["metrics"], "per_class": out["per_class"], "ledger": out["ledger"],
+            "sessions": out["sessions"],
             "artifacts": {"eval_json": out["eval_json"], "log_json": "eval.log.json", **out["pictures"]},
             "timing": {"images_per_s": out["images_per_s"], "eval_s": out["eval_seconds"],
                        "peak_memory_mib": out["peak_memory_mib"]},

@@ -13,13 +13,13 @@ to `batch_size` windows. Everything around it is mmseg's arithmetic, in mmseg's 
 - per image: the augmentations' probabilities summed in pipeline order and divided by their number, argmax
   (aug_test / simple_test);
 - metrics: the four 150-bin area histograms of mmseg's intersect_and_union (with the dataset's
-  reduce_zero_label and ignore_index) computed on the device; only they come back, as float32 tensors in
-  pre_eval's format, so pre_eval_to_metrics takes them unchanged.
+  reduce_zero_label and ignore_index) computed on the device; only they come back, as int64 rows of the
+  per-image ledger (harness/ledger/store.py), whose sums the metrics are computed from.
 
 The augmented images come from the dataset's own test pipeline (MultiScaleFlipAug, Resize / SETRResize, flip,
 Normalize) in the loader workers, which also read the ground-truth maps; pinned memory and non-blocking copies
 overlap loading with compute. Sharding and gathering are the stock loop's: mmseg's DistributedSampler order,
-then mmcv's collect_results_gpu / collect_results_cpu.
+then mmcv's collect_results_gpu / collect_results_cpu (of the ledger rows).
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.engine.distributed import gather_results
 from harness.engine.precision import forward_context
 
 CPU_BATCH = 4            # on a CPU the backbone dominates; a few windows per call is as fast as many
@@ -76,10 +75,10 @@ def first_item(batch: list) -> Sample:
     return batch[0]
 
 
-def build_loader(dataset, info: dict, workers: int):
-    """One image per item in the stock loop's order: mmseg's DistributedSampler under torchrun, else sequential."""
-    sampler = None
-    if info["distributed"]:
+def build_loader(dataset, info: dict, workers: int, sampler=None):
+    """One image per item in the stock loop's order: mmseg's DistributedSampler under torchrun, else sequential;
+    `sampler`: the indices still to do (harness.engine.rows.IndexShard, the same order on a fresh run)."""
+    if sampler is None and info["distributed"]:
         from mmseg.datasets.samplers import DistributedSampler
         sampler = DistributedSampler(dataset, info["world_size"], info["rank"], shuffle=False)
     return torch.utils.data.DataLoader(WithGroundTruth(dataset), batch_size=1, sampler=sampler, shuffle=False,
@@ -249,33 +248,44 @@ def default_batch_size(device) -> int:
 
 
 def evaluate_loader_fast(model, loader, info: dict, tmpdir: str | None = None, batch_size: int | None = None,
-                         precision: str = "fp32", on_prediction=None) -> tuple[list, float]:
-    """The fast counterpart of harness.engine.evaluate.evaluate_loader: same per-image results, same order,
-    same gathering. `on_prediction(index, pred)` (optional) sees each argmax map on the device."""
+                         precision: str = "fp32", on_prediction=None, sink=None) -> tuple[list, float]:
+    """The fast counterpart of harness.engine.evaluate.evaluate_loader: the same rows (dataset index, pixel count,
+    (4, C) int64 areas), the same order, the same gathering; each image's row goes to the ledger `sink` once its
+    histograms are on the host (every HIST_FLUSH images, or sooner when a ledger chunk is due, and on the way
+    out, whatever stopped the loop). `on_prediction(index, pred)` (optional) sees each argmax map on the device."""
 
     from harness.engine.progress import ProgressLines
+    from harness.engine.rows import IndexShard, LedgerSink, gather_rows
 
     model = getattr(model, "module", model)
     model.eval()
     dataset = loader.dataset.dataset if isinstance(loader.dataset, WithGroundTruth) else loader.dataset
+    sink = sink or LedgerSink(dataset, IndexShard(list(range(len(dataset)))))
     device = next(model.parameters()).device
     batch_size = batch_size or default_batch_size(device)
     num_classes, ignore, reduce_zero = len(dataset.CLASSES), dataset.ignore_index, dataset.reduce_zero_label
-    results, pending = [], []
-    bar = ProgressLines("eval", len(dataset)) if info["rank"] == 0 else None
+    pending: list[tuple[int, int, torch.Tensor]] = []
+
+    def to_host():
+        counts = torch.stack([c for _, _, c in pending]).cpu().numpy()
+        for (index, pixels, _), (inter, pred, label) in zip(pending, counts):
+            sink.add(index, pixels, (inter, pred + label - inter, pred, label))
+        pending.clear()
+
+    bar = ProgressLines("eval", len(loader) * info["world_size"]) if info["rank"] == 0 else None
     start = time.perf_counter()
-    for sample, pred in predictions(model, loader, batch_size, precision, device):
-        if on_prediction is not None:
-            on_prediction(sample.index, pred)
-        gt = sample.gt.to(device, non_blocking=True)
-        pending.append(area_histograms(pred, gt, num_classes, ignore, reduce_zero))
-        if len(pending) >= HIST_FLUSH:
-            results.extend(pre_eval_format(c) for c in torch.stack(pending).cpu())
-            pending.clear()
-        if bar is not None:
-            bar.update(info["world_size"])
-    if pending:
-        results.extend(pre_eval_format(c) for c in torch.stack(pending).cpu())
-    results = gather_results(results, len(dataset), info, tmpdir)
-    seconds = time.perf_counter() - start
-    return (results or []), seconds
+    try:
+        for sample, pred in predictions(model, loader, batch_size, precision, device):
+            if on_prediction is not None:
+                on_prediction(sample.index, pred)
+            gt = sample.gt.to(device, non_blocking=True)
+            pending.append((sample.index, gt.numel(), area_histograms(pred, gt, num_classes, ignore, reduce_zero)))
+            if len(pending) >= HIST_FLUSH or sink.due(len(pending)):
+                to_host()
+            if bar is not None:
+                bar.update(info["world_size"])
+    finally:
+        if pending:
+            to_host()
+    rows = gather_rows(sink.rows, info, tmpdir)
+    return rows, time.perf_counter() - start

@@ -135,6 +135,7 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     from harness.fileio import file_sha256
     final_path = run_dir / final
     return {"metrics": out["metrics"], "per_class": out["per_class"], "artifacts": artifacts,
+            "ledger": out["ledger"], "sessions": out["sessions"],
             "checkpoint": {"path": str(final_path), "sha256": file_sha256(final_path) if final_path.exists() else None,
                            "source": f"train run {run_dir} (final iteration {runner.iter})"},
             "seed": seed, "precision": precision,

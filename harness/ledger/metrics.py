@@ -40,16 +40,21 @@ def f_score(precision, recall, beta: float = 1):
 
 def total_area_to_metrics(total_area_intersect, total_area_union, total_area_pred_label, total_area_label,
                           metrics=("mIoU",), nan_to_num: float | None = None, beta: float = 1) -> OrderedDict:
-    """mmseg.core.evaluation.metrics.total_area_to_metrics on numpy arrays: {'aAcc': scalar, 'IoU': (C,), ...}."""
+    """mmseg.core.evaluation.metrics.total_area_to_metrics on numpy arrays: {'aAcc': scalar, 'IoU': (C,), ...}.
+
+    In float32, as mmseg's evaluation loop hands it float32 totals (and as harness.ledger.store.metrics_percent
+    computes the record's numbers), so a re-scored mIoU is the record's to the last digit."""
     if isinstance(metrics, str):
         metrics = [metrics]
     unknown = [m for m in metrics if m not in ALLOWED]
     if unknown:
         raise UnknownMetric(f"metrics {list(metrics)} is not supported")
-    inter, union, pred, label = (np.asarray(a, dtype=np.float64) for a in
+    inter, union, pred, label = (np.asarray(a) for a in
                                  (total_area_intersect, total_area_union, total_area_pred_label, total_area_label))
+    all_acc = np.float32(inter.sum()) / np.float32(label.sum())
+    inter, union, pred, label = (a.astype(np.float32) for a in (inter, union, pred, label))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ret = OrderedDict({"aAcc": np.float64(inter.sum() / label.sum())})
+        ret = OrderedDict({"aAcc": np.float64(all_acc)})
         for metric in metrics:
             if metric == "mIoU":
                 ret["IoU"] = inter / union
@@ -63,6 +68,8 @@ def total_area_to_metrics(total_area_intersect, total_area_union, total_area_pre
                 ret["Fscore"] = f_score(precision, recall, beta)
                 ret["Precision"] = precision
                 ret["Recall"] = recall
+    ret = OrderedDict({name: np.asarray(value, dtype=np.float64) if name != "aAcc" else value
+                       for name, value in ret.items()})
     if nan_to_num is not None:
         ret = OrderedDict({name: np.nan_to_num(value, nan=nan_to_num) for name, value in ret.items()})
     return ret

@@ -33,7 +33,14 @@ from harness.run.folder import CONSOLE_LOG, ENGINE_FILE, RESULT_FILE, failure_fi
 from harness.run.job import Job, LaunchFacts, write_job
 from harness.run.options import ENGINES, PRECISIONS, LaunchOptions, check_choice, target_device
 from harness.run.record import read_result
-from harness.run.resume import TrainSettings, latest_unfinished, recorded_settings, resumable
+from harness.run.resume import (
+    TrainSettings,
+    check_eval_job,
+    eval_resume_arguments,
+    latest_unfinished,
+    recorded_settings,
+    resumable,
+)
 from harness.run.settle import settle
 from harness.run.shape import from_dict
 from harness.verify import provenance
@@ -119,7 +126,7 @@ def _prepare(job: Job, work_dir, launch: LaunchOptions, dry_run: bool, notes: pr
     """Resolve the config, claim the run folder, write job.json; return (run folder, plan, config text).
 
     A --work-dir is written once (harness/run/claim.py): one holding a run is refused, or with `overwrite` moved
-    aside before this run starts in it; `resume_dir` is an unfinished train run continued in place."""
+    aside before this run starts in it; `resume_dir` is an unfinished run continued in place."""
     from harness.engine.config import build_config  # imports mmcv (and torch); only eval/train get here
 
     kind_dir = job.protocol if job.kind == "eval" else "train"
@@ -158,7 +165,8 @@ def _prepare(job: Job, work_dir, launch: LaunchOptions, dry_run: bool, notes: pr
             (run_dir / stale).unlink(missing_ok=True)
     job_path = run_dir / job_file(launch.node_rank)   # nodes sharing run_dir: one file each
     try:
-        p = launching.plan(launch, job_path, run_dir, _job_name(job.reproduction, job.kind))
+        p = launching.plan(launch, job_path, run_dir, _job_name(job.reproduction, job.kind),
+                           requeue=job.kind == "eval")
         job.launch.command = p.command
         job.launch.repro_command = repro_command(job, launch)
         job.started = clock.iso_now()
@@ -243,13 +251,24 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
              launch: LaunchOptions | None = None, dry_run: bool = False,
              cfg_options: dict | list | None = None, echo=None, device: str = "auto", engine: str = "fast",
              precision: str = "fp32", overwrite: bool = False, show_dir: Path | str | None = None,
-             show_limit: int | None = None, prepare_only: bool = False) -> dict:
+             show_limit: int | None = None, prepare_only: bool = False, resume: bool = False) -> dict:
     """Evaluate a checkpoint with the reproduction's protocol; return the result record (see module docstring).
     `engine` fast (batched windows, harness/engine/evaluate_fast.py) or stock (mmseg's loop); `precision`
-    fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json."""
+    fp32 (the authors' protocol), tf32 or bf16 (harness/engine/precision.py). Both are recorded in result.json.
+    `resume` continues an unfinished evaluation (--work-dir, else the newest) from its ledger chunks, with its
+    recorded settings; protocol / engine / precision None: not given (harness/run/resume.py)."""
     launch = launch or LaunchOptions()
     say = echo or print
     rep = registry.get(reproduction)
+    resume_dir, recorded = None, None
+    if resume:
+        resume_dir, recorded = eval_resume_arguments(rep.id, paths.runs_root(), work_dir, overwrite, dict(
+            protocol=protocol, checkpoint=checkpoint, data_root=data_root, engine=engine, precision=precision,
+            cfg_options=cfg_text.normalize(cfg_options), launch=launch))
+        protocol, checkpoint, data_root, engine, precision, launch, cfg_options, show_dir, show_limit = (
+            recorded[k] for k in ("protocol", "checkpoint", "data_root", "engine", "precision", "launch",
+                                  "cfg_options", "show_dir", "show_limit"))
+    protocol, engine, precision = protocol or "ss", engine or "fast", precision or "fp32"
     launch.validate()
     check_choice("evaluation engine", engine, ENGINES)
     check_choice("precision", precision, PRECISIONS)
@@ -264,7 +283,10 @@ def evaluate(reproduction: str, protocol: str = "ss", checkpoint: Path | str | N
                    dataset=dataset, data_root=dataset["root"], cfg_options=cfg_text.normalize(cfg_options),
                    samples_per_gpu=1, seed=None, eval_engine=engine, precision=precision,
                    **_show_fields(show_dir, show_limit))
-    run_dir, p, text = _prepare(job, work_dir, launch, dry_run, notes, overwrite=overwrite)
+    if recorded is not None:   # the checkpoint as hashed now, the data manifest as read now: as recorded?
+        check_eval_job(recorded["recorded_job"], job, resume_dir)
+        job.first_started = recorded["first_started"]
+    run_dir, p, text = _prepare(job, work_dir, launch, dry_run, notes, resume_dir, overwrite=overwrite)
     if dry_run:
         return _print_dry_run(job, p, text, notes, say)
     if prepare_only:     # a batch starts it with others, as one Slurm job array (harness/batch)

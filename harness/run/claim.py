@@ -223,6 +223,9 @@ def plan_claim(folder: Path | str, overwrite: bool = False, job: Job | None = No
         if state.record is None and state.job is not None and state.job.kind == "train" \
                 and any(path.glob("iter_*.pth")):
             resume = f", continue it with `repro train {state.job.reproduction} --resume --work-dir {path}`"
+        elif state.record is None and state.job is not None and state.job.kind == "eval" \
+                and (path / "ledger.parts").is_dir():
+            resume = f", continue it with `repro eval {state.job.reproduction} --resume --work-dir {path}`"
         how = (f"pass --overwrite to move that run aside to {path.name}.old-<timestamp> (kept){resume}, or "
                if job is not None else "")
         raise ReproError(f"{flag} {path} already holds {held}; a run directory is written once",

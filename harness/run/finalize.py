@@ -125,7 +125,8 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "artifacts": {**engine.get("artifacts", {}), "console": CONSOLE_LOG, "job": JOB_FILE},
         "config": job.get("config"),
     }
-    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine"):
+    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine", "ledger",
+                "sessions"):
         if job.get(key) is not None or engine.get(key) is not None:
             record[key] = engine.get(key, job.get(key))
     if job.get("kind") == "train":

@@ -32,10 +32,11 @@ CLAIM_FILE = ".claim"    # held while a command claims the folder, until the job
 # what a run (any launcher, any rank) and the commands reading it write into a run folder
 RUN_FILES = ("job*.json", SBATCH_FILE, RESULT_FILE, "engine*.json", FAILURE_GLOB, "console*.log",
              "config.py", "*.log", "*.log.json", "eval_*.json", "*.pth", SLURM_OUTPUT_GLOB, "verify*.xml", ".*.tmp",
-             CLAIM_FILE)
+             CLAIM_FILE, "ledger.npz")
 # `repro import` copies its source files to imported/; the evaluation writes the report's gallery/, and mmseg's
-# multi-process result collection .dist_test/ (left behind by a killed run)
-RUN_FOLDERS = ("imported", "gallery", ".dist_test")
+# multi-process result collection .dist_test/ (left behind by a killed run), the ledger's chunks ledger.parts/
+# (harness/ledger/store.py)
+RUN_FOLDERS = ("imported", "gallery", ".dist_test", "ledger.parts")
 
 
 # a file to which the writers of job.json and result.json append each path they write: the test suite sets it and

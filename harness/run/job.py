@@ -83,7 +83,7 @@ class Job:
     resume: bool = doc("train: continues an unfinished run", default=UNSET)
     checkpoint_interval: int | None = doc("train: save every N steps", default=UNSET)
     eval_interval: int | None = doc("train: evaluate every N steps", default=UNSET)
-    first_started: str | None = doc("train --resume: when the first attempt started", default=UNSET)
+    first_started: str | None = doc("train / eval --resume: when the first attempt started", default=UNSET)
     resume_from: str = doc("train --resume: the checkpoint it continues from", default=UNSET)
     previous_run: str = doc("--overwrite: where the earlier run in this folder was moved", default=UNSET)
 

@@ -15,7 +15,9 @@ those processes start, where, and with which rendezvous; it supervises them and 
   `#SBATCH` parser honours the same quotes). The job id is kept in `job.slurm.json` as soon as sbatch prints it, so a
   job that ends without its last step (time limit, node failure) can be settled later (harness/run/settle.py).
   A batch (harness/batch) submits several prepared runs as one job array built by the same script builder: each
-  array task picks its run folder by $SLURM_ARRAY_TASK_ID.
+  array task picks its run folder by $SLURM_ARRAY_TASK_ID. An evaluation's script asks for SIGTERM 60 s before the
+  time limit and requeues itself (REQUEUE_LINES, requeue_on_signal): the engine flushes its ledger chunk, the
+  requeued job continues from the chunks (harness/ledger/resume.py).
 
 With several nodes each node's settings are its own file (`job.json` on node 0, `job.node<N>.json` on node N), so
 nodes sharing one run folder never read each other's `node_rank`; only node 0 writes `result.json`.
@@ -38,6 +40,10 @@ from harness.run.options import DEFAULT_MASTER_PORT, LaunchOptions, check_script
 
 ENTRY_MODULE = "harness.engine.entry"
 FINALIZE_MODULE = "harness.run.finalize"
+# an evaluation's job script: Slurm sends the batch shell SIGTERM 60 s before the time limit (`B:` the batch shell
+# only, so the shell decides), `--requeue` allows `scontrol requeue`, `--open-mode=append` keeps each start's output
+# in the one slurm-<job>.out
+REQUEUE_LINES = ("#SBATCH --signal=B:TERM@60", "#SBATCH --requeue", "#SBATCH --open-mode=append")
 
 
 def entry_args(job_path: Path) -> list[str]:
@@ -60,7 +66,7 @@ def local_argv(job_path: Path) -> list[str]:
 
 
 def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str,
-                  array_runs: list[Path] | None = None) -> str:
+                  array_runs: list[Path] | None = None, requeue: bool = False) -> str:
     """An sbatch script: one srun task per GPU, rank/world from SLURM_* in each task, then the run record.
 
     The `#SBATCH` lines come first, then one `srun` line; every value is checked (check_script_value) and quoted.
@@ -83,6 +89,9 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
     for name in ("partition", "account", "time"):
         if getattr(opts, name):
             lines.append(f"#SBATCH --{name}={q(getattr(opts, name))}")
+    requeue = requeue and not array_runs
+    if requeue:   # an evaluation: flush its ledger at the time limit's signal, requeue, continue (REQUEUE_LINES)
+        lines += list(REQUEUE_LINES)                # before --sbatch-arg: a later line of the user's wins
     lines += [f"#SBATCH {shlex.join(split_arg('--sbatch-arg', arg))}" for arg in opts.sbatch_args]
     port = opts.master_port or DEFAULT_MASTER_PORT
     srun = ["srun", "--kill-on-bad-exit=1", *opts.srun_args, sys.executable, "-u", *entry_args(job_path)]
@@ -102,13 +111,32 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
         f"export MASTER_PORT=$(({port} + SLURM_ARRAY_TASK_ID))" if array_runs else f"export MASTER_PORT={port}",
         # torchrun's default is 1 thread per process; here each task gets the CPUs Slurm gave it, not every core
         'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
-        _join_with_expansion(srun, bool(array_runs)),
-        "rc=$?",
+        *(requeue_on_signal(shlex.join(srun)) if requeue else [_join_with_expansion(srun, bool(array_runs)), "rc=$?"]),
         _join_with_expansion(finalize, bool(array_runs)) + ' --rc "$rc"',
         'exit "$rc"',
         "",
     ]
     return "\n".join(lines)
+
+
+def requeue_on_signal(srun_line: str) -> list[str]:
+    """The job script's srun step for an evaluation: Slurm sends the batch shell SIGTERM 60 s before the time
+    limit (`--signal=B:TERM@60`); the shell passes it to srun (which passes it to every task: the engine flushes
+    its ledger chunk and exits) and requeues the job (`--requeue`), whose next start continues from the chunks.
+    Sets `rc` and `requeued` for the lines after it."""
+    return [
+        "requeued=0",
+        'trap \'requeued=1; kill -TERM "$srun_pid" 2>/dev/null\' TERM',
+        f"{srun_line} &",
+        "srun_pid=$!",
+        'wait "$srun_pid"; rc=$?',
+        'while kill -0 "$srun_pid" 2>/dev/null; do wait "$srun_pid"; rc=$?; done',
+        'if [ "$requeued" = 1 ]; then',
+        '  echo "time limit near: ledger flushed, requeueing job $SLURM_JOB_ID"',
+        '  scontrol requeue "$SLURM_JOB_ID"',
+        "  exit 0",
+        "fi",
+    ]
 
 
 def _join_with_expansion(argv: list[str], last_expands: bool) -> str:
@@ -130,7 +158,7 @@ class Plan:
         return shlex.join(self.argv)
 
 
-def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> Plan:
+def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str, requeue: bool = False) -> Plan:
     opts.validate()
     if opts.launcher == "none":
         return Plan(local_argv(job_path))
@@ -138,7 +166,8 @@ def plan(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str) -> P
         return Plan(torchrun_argv(opts, job_path))
     script_path = run_dir / SBATCH_FILE
     sbatch = ["sbatch", "--parsable"] + (["--wait"] if opts.slurm_wait else []) + [str(script_path)]
-    return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name), script_path=script_path)
+    return Plan(sbatch, script=sbatch_script(opts, job_path, run_dir, job_name, requeue=requeue),
+                script_path=script_path)
 
 
 def array_plan(opts: LaunchOptions, run_dirs: list[Path], batch_dir: Path, job_name: str) -> Plan:

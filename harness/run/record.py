@@ -56,6 +56,8 @@ class Record:
     overrides: Any = doc("what differs from the published setup (harness/verify/provenance.py)", default=UNSET)
     eval_json: dict[str, Any] = doc("{path, sha256} of mmseg's eval JSON", default=UNSET)
     ledger: dict[str, Any] | None = doc("{file, sha256, images}: the per-image ledger (docs/ledger.md)", default=UNSET)
+    sessions: int = doc("eval: how many sessions (engine starts) the evaluation took: 1, or more when it was "
+                        "continued with --resume or a requeued Slurm job (docs/ledger.md)", default=UNSET)
     intervals: dict[str, Any] = doc("{aAcc, mIoU, mAcc: [low, high]}: 95 % bootstrap intervals over images, with "
                                     "{method, resamples, seed, confidence}", default=UNSET)
     imported_kind: Literal["eval", "train"] = doc("import: what the imported file came from", default=UNSET)
