@@ -265,6 +265,7 @@ def read_run(run_dir: Path | str) -> TrainingLog:
     log.iters_per_step = int(job.get("accumulate") or 1)
     launch = job.get("launch") or {}
     log.world_size = launch.get("world_size")
+    log.distributed = (log.world_size or 1) > 1 and job.get("device") == "cuda"   # SyncBN kept only then
     if log.seed is None:
         log.seed = job.get("seed")
     return in_steps(log)
