@@ -329,7 +329,9 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
           checkpoint_interval: int | None = None, eval_interval: int | None = None, deterministic: bool = False,
           data_root: Path | str | None = None, work_dir: Path | str | None = None,
           launch: launch_mod.LaunchOptions | None = None, dry_run: bool = False,
-          cfg_options: dict | list | None = None, echo=None, device: str = "auto", overwrite: bool = False) -> dict:
+          cfg_options: dict | list | None = None, echo=None, device: str = "auto", overwrite: bool = False,
+          reference: list[str] | tuple[str, ...] = (), allow_setup_difference: list[str] | tuple[str, ...] = (),
+          stop_when_off_track: bool = False) -> dict:
     """Train with the reproduction's recipe, then evaluate (ss); return the result record.
 
     `resume` continues an unfinished run (--work-dir, else the newest) with its own recorded settings; the
@@ -363,6 +365,11 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
         notes.fail(exc)
         batch = {"published_total_batch": rep.training.total_batch, "total_batch": launch.world_size * spg * accumulate,
                  "allow_batch_mismatch": allow_batch_mismatch, "warning": exc.one_line().removeprefix("error: ")}
+    from harness.curves.setup import before_launch      # references and the setup check (harness/curves)
+    curves = before_launch(rep, reference, allow_setup_difference, stop_when_off_track, dict(
+        config=str(rep.train_config_path), samples_per_gpu=spg, max_iters=max_iters or rep.training.max_iters,
+        accumulate=accumulate, seed=seed, cfg_options=_parse_cfg_options(cfg_options), device=device,
+        data_root=data_root), launch, notes)
     pt = preflight.resolve_pretrained(rep, Path(pretrained) if pretrained else None, notes)
     dataset = preflight.resolve_dataset(rep, Path(data_root) if data_root else None, None, notes)
     fields = {"reproduction": rep.id, "config": str(rep.train_config_path), "checkpoint": None, "pretrained": pt,
@@ -371,7 +378,7 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
               "seed": rep.training.seed if seed is None else seed, "deterministic": deterministic,
               "max_iters": max_iters or rep.training.max_iters, "accumulate": accumulate, "batch": batch,
               "resume": bool(resume), "checkpoint_interval": checkpoint_interval, "eval_interval": eval_interval,
-              "device": device}
+              "device": device, "curves": curves}
     if resume_dir is not None:
         previous = _read_json(resume_dir / launch_mod.JOB_FILE) or {}
         fields["first_started"] = previous.get("first_started", previous.get("started"))
@@ -495,7 +502,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "artifacts": {**engine.get("artifacts", {}), "console": launch_mod.CONSOLE_LOG, "job": launch_mod.JOB_FILE},
         "config": job.get("config"),
     }
-    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine"):
+    for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine", "early_verdict"):
         if job.get(key) is not None or engine.get(key) is not None:
             record[key] = engine.get(key, job.get(key))
     if job.get("kind") == "train":

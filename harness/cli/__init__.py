@@ -46,7 +46,7 @@ def cli() -> None:
 def _register() -> None:
     # each module adds its commands to `cli`; they import nothing heavy at module level
     from harness.cli import listing  # noqa: F401
-    for name in ("fetch", "run", "batch", "verify", "demo"):
+    for name in ("fetch", "run", "batch", "verify", "demo", "watch"):
         try:
             __import__(f"harness.cli.{name}")
         except ModuleNotFoundError as exc:

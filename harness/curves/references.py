@@ -92,6 +92,17 @@ def zoo_log_url(rep) -> str:
     return url
 
 
+def download_log_cli(ids, endpoint: str | None = None):
+    """`repro download ID... --log`: each zoo entry's training log, verified; yields the lines to print."""
+    from harness import registry
+    if not ids:
+        raise ReproError("--log needs a zoo entry", fix="e.g. `repro download mmseg/<entry> --log`")
+    for rep_id in ids:
+        rep = registry.get(rep_id)
+        path, digest = download_log(zoo_log_url(rep), endpoint)
+        yield f"{rep.id} log: verified {path} (sha256 {digest})"
+
+
 def builtin(rep) -> list[Reference]:
     """The reproduction's own reference logs (reproductions/<id>/reference_logs/*.log.json, with text twins)."""
     folder = Path(rep.folder) / BUILTIN_FOLDER

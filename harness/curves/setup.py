@@ -221,3 +221,46 @@ def check(ours: dict, references: list, allowed: tuple[str, ...] | list[str] = (
             raise error
         notes.fail(error)
     return record
+
+
+def before_launch(rep, specs, allowed, stop_when_off_track: bool, fields: dict, launch, notes) -> dict | None:
+    """Preflight of `repro train`: the references gathered and hashed, the run's resolved config compared with
+    each (SetupDifference unless allowed; a note in a dry run). Returns job.json's `curves` (None: no reference and
+    no --stop-when-off-track, so the engine registers no hook)."""
+    from harness.curves import references
+    from harness.engine.config import build_config, target_device
+
+    refs = references.gather(list(specs or ()), rep)
+    if not refs and not stop_when_off_track:
+        if allowed:
+            raise ReproError("--allow-setup-difference without any reference to differ from",
+                             fix="pass --reference FILE|URL|RUN (or leave the flag out)")
+        return None
+    device = target_device(fields.get("device") or "auto", launch.launcher)
+    job = dict(fields, kind="train", protocol="ss", launch=launch.record(), device=device, run_dir=None,
+               data_root=fields.get("data_root") or "/nonexistent", pretrained=None)
+    cfg = build_config(job)
+    ours = run_facts(cfg, launch.world_size, int(fields.get("accumulate") or 1), device)
+    record = check(ours, refs, tuple(allowed or ()), notes)
+    if not refs:
+        record["unknown"].append("no reference: nothing to compare the setup with")
+    out = {"references": [r.record() for r in refs], "setup": record, "stop_when_off_track": bool(stop_when_off_track)}
+    if not notes.strict and refs:       # a dry run: the lr schedule at the references' logged iterations
+        out["dry_run_lr"] = dry_run_lr(cfg, refs, int(fields.get("accumulate") or 1), fields.get("max_iters"))
+        notes.items.append(f"early verdict of the lr schedule (dry run, {out['dry_run_lr']['how']}): "
+                           f"{out['dry_run_lr']['verdict']}")
+    return out
+
+
+DRY_RUN_LR_ITERS = 5000
+
+
+def dry_run_lr(cfg, refs, accumulate: int, max_iters: int | None) -> dict:
+    """The lr mmcv would log at each logged iteration of the references (up to DRY_RUN_LR_ITERS), judged."""
+    from harness.curves import schedule, track
+    wanted = sorted({p.iter for r in refs for p in r.log.lr_points() if p.iter <= DRY_RUN_LR_ITERS})
+    simulated = schedule.simulate(cfg, wanted, accumulate)
+    report = track.judge(simulated, refs, max_iters)
+    return {"how": f"mmcv's LrUpdaterHook on the model's param groups, {len(wanted)} logged iterations",
+            "verdict": report["verdict"], "first_off_track": report["first_off_track"],
+            "points": [{"iter": p["iter"], "answer": p["answer"]} for p in report["points"]]}
