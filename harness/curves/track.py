@@ -56,7 +56,7 @@ def _interpolate(curve: list[tuple[int, float]], it: int) -> float | None:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4e}"
+    return f"{value:.4g}"
 
 
 def check_lr(point: logs.TrainPoint, references) -> dict:
@@ -74,7 +74,7 @@ def check_lr(point: logs.TrainPoint, references) -> dict:
     if bad:
         ref, twin, tol = bad[0]
         return {"answer": "off track", "value": point.lr, "reference": twin.lr,
-                "reason": f"lr {_fmt(point.lr)}, {ref.label} has {_fmt(twin.lr)} (tolerance {tol:.1e})"}
+                "reason": f"lr {_fmt(point.lr)} vs {_fmt(twin.lr)} in {ref.label} (tolerance {tol:.1e})"}
     return {"answer": "on track", "value": point.lr, "reference": compared[0][1].lr,
             "reason": f"lr equals {len(compared)} reference(s)"}
 
