@@ -45,11 +45,11 @@ class EarlyVerdictHook(Hook):
         at_eval = _is_eval_iter(runner, self.eval_interval)
         stop = False
         if self.rank == 0 and (at_log or at_eval):
-            if at_log:
-                lr = runner.current_lr()
-                lr = lr[0] if isinstance(lr, list) else next(iter(lr.values()))[0]
-                with open(self.run_dir / logs.EXACT_FILE, "a") as fh:
-                    fh.write(json.dumps({"iter": runner.iter + 1, "lr": lr}) + "\n")
+            lr = runner.current_lr()
+            lr = lr[0] if isinstance(lr, list) else next(iter(lr.values()))[0]
+            line = {"iter": runner.iter + 1, **({"lr": lr} if at_log else {}), **({"eval": True} if at_eval else {})}
+            with open(self.run_dir / logs.EXACT_FILE, "a") as fh:    # the val line's own iteration, too
+                fh.write(json.dumps(line) + "\n")
             stop = self.judge(runner, at_eval)
         if at_eval and self.distributed:
             import torch

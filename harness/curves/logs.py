@@ -248,11 +248,16 @@ def read_run(run_dir: Path | str) -> TrainingLog:
     exact = run_dir / EXACT_FILE
     if exact.is_file():
         by_iter = {p.iter: p for p in log.train}
+        evals = []
         for line in exact.read_text().splitlines():
             try:
                 item = json.loads(line)
             except ValueError:
                 continue                      # a torn last line
+            if item.get("eval"):
+                evals.append(int(item["iter"]))
+            if "lr" not in item:
+                continue
             point = by_iter.get(int(item["iter"]))
             if point is None:
                 point = TrainPoint(iter=int(item["iter"]), lr=None, lr_resolution=math.inf, loss=None)
@@ -262,6 +267,9 @@ def read_run(run_dir: Path | str) -> TrainingLog:
             if item.get("loss") is not None:
                 point.loss = float(item["loss"])
         log.train.sort(key=lambda p: p.iter)
+        # the hook wrote each evaluation's own iteration: a val line need not follow a train line of it
+        for value, it in zip(log.val, evals):
+            value.iter = it
     log.iters_per_step = int(job.get("accumulate") or 1)
     launch = job.get("launch") or {}
     log.world_size = launch.get("world_size")
