@@ -100,6 +100,8 @@ def repro_command(job: dict, launch: launch_mod.LaunchOptions) -> str:
             argv += ["--accumulate", str(job["accumulate"])]
         argv += ["--deterministic"] * bool(job.get("deterministic"))
         argv += ["--allow-batch-mismatch"] * bool((job.get("batch") or {}).get("allow_batch_mismatch"))
+        from harness.curves.setup import command_flags
+        argv += command_flags(job.get("curves"))
     argv += ["--data-root", str(job["data_root"]), *launch.cli_flags()]
     argv += ["--device", job["device"]] if job.get("device") else []
     argv += [f"--cfg-options={key}={value!r}" for key, value in (job.get("cfg_options") or {}).items()]
@@ -382,6 +384,8 @@ def train(reproduction: str, seed: int | None = None, pretrained: Path | str | N
     if resume_dir is not None:
         previous = _read_json(resume_dir / launch_mod.JOB_FILE) or {}
         fields["first_started"] = previous.get("first_started", previous.get("started"))
+        if not reference and previous.get("curves"):     # the references the run was started with
+            fields["curves"] = previous["curves"]
     job, run_dir, p, text = _prepare("train", rep.id, "ss", work_dir, launch, dry_run, fields, notes, resume_dir,
                                      overwrite=overwrite, resume_from=resume_from)
     if dry_run:

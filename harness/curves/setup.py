@@ -264,3 +264,14 @@ def dry_run_lr(cfg, refs, accumulate: int, max_iters: int | None) -> dict:
     return {"how": f"mmcv's LrUpdaterHook on the model's param groups, {len(wanted)} logged iterations",
             "verdict": report["verdict"], "first_off_track": report["first_off_track"],
             "points": [{"iter": p["iter"], "answer": p["answer"]} for p in report["points"]]}
+
+
+def command_flags(curves: dict | None) -> list[str]:
+    """The `repro train` flags that give this early-verdict setup again (job.json's `curves`)."""
+    if not curves:
+        return []
+    names = list(dict.fromkeys(r["name"] for r in curves.get("references", [])))
+    flags = [part for name in names for part in ("--reference", name)] if names != ["authors"] else []
+    flags += [part for name in curves.get("setup", {}).get("allowed", []) for part in
+              ("--allow-setup-difference", name)]
+    return flags + ["--stop-when-off-track"] * bool(curves.get("stop_when_off_track"))
