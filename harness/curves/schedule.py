@@ -29,7 +29,11 @@ def simulate(cfg, iterations: list[int], accumulate: int = 1) -> logs.TrainingLo
         model = build_segmentor(cfg.model)
     optimizer = build_optimizer(model, cfg.optimizer)
     k = max(int(accumulate), 1)
-    runner = IterBasedRunner(model=torch.nn.Module(), optimizer=optimizer, work_dir=None,
+    class Stub(torch.nn.Module):        # the runner wants a model with train_step; nothing is trained
+        def train_step(self, *args, **kwargs):
+            raise RuntimeError("the lr dry run trains nothing")
+
+    runner = IterBasedRunner(model=Stub(), optimizer=optimizer, work_dir=None,
                              logger=logging.getLogger("repro.schedule"), max_iters=cfg.runner.max_iters)
     runner.register_lr_hook(dict(cfg.lr_config))
     runner.call_hook("before_run")

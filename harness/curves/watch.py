@@ -49,6 +49,11 @@ def judge_run(run_dir: Path | str, specs: list[str] | None = None) -> dict:
     if previous.get("stopped"):
         report["stopped"] = previous["stopped"]
     write_json_atomic(run_dir / WATCH_FILE, report)
+    from harness.curves.plot import band_chart
+    from harness.fileio import write_bytes_atomic
+    png = band_chart(report)
+    if png is not None:
+        write_bytes_atomic(run_dir / "watch.png", png)
     return report
 
 
@@ -79,6 +84,8 @@ def lines(report: dict, all_points: bool = False) -> list[str]:
     if report.get("stopped"):
         out.append(report["stopped"]["note"])
     out.append(cost.line(report["cost"]))
+    out.append(f"written: {report['run']}/watch.json" + (" and watch.png (curves over the band)"
+                                                         if (Path(report["run"]) / "watch.png").exists() else ""))
     out.append(f"verdict: {report['verdict']}")
     return out
 
