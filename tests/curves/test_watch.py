@@ -35,7 +35,7 @@ def test_watch_with_two_references_on_track_and_cost(tmp_path, reference):
     out = result.output.splitlines()
     assert out[0] == "references: 2"
     assert "iter   8000 eval lr 0.0091, loss 1.269, mIoU 29.32: on track" in out
-    assert out[-1] == "verdict: on track (lr, loss, mIoU at 9 points)"
+    assert out[-1] == "verdict: on track (loss, lr, mIoU at 9 points)"
     assert any(line.startswith("cost: ") and "× 4 process(es), iter 16000/80000" in line for line in out)
     watch = json.loads((run / "watch.json").read_text())
     assert [r["path"] for r in watch["references"]] == [str(a), str(b)]
