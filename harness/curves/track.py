@@ -12,8 +12,9 @@ The checks, each against the references at the same iteration (optimizer steps):
 - **mIoU** (band): at each evaluation point, against the references' evaluations at the same iteration.
 
 The band, with n ≥ 2 references: [min − k·s, max + k·s] of the references' values, k = 3, where s is the
-larger of their sample standard deviation at that point and its root-mean-square over all points of that
-check so far (so two references that agree at one point by chance do not make a razor-thin band). With one
+larger of their sample standard deviation at that point and the root-mean-square of that standard deviation over
+all the points the references share (their whole curves, known in advance): two references that agree at one
+point by chance (a demo's mIoU of 0.1 and 0.01 after 8 steps) do not make a razor-thin band. With one
 reference there is no spread to learn from: the curve is shown and the answer is `inconclusive` for loss and
 mIoU; lr and the setup check stay exact.
 
@@ -31,7 +32,7 @@ LR_RTOL = 1e-4
 SMOOTH_POINTS = 5
 BAND_K = 3.0
 BAND_RULE = (f"[min − {BAND_K:g}·s, max + {BAND_K:g}·s] of the references' values, s = max(their sample std at "
-             f"the point, its RMS over the check's points so far); one reference: inconclusive")
+             f"the point, its RMS over all the points they share); one reference: inconclusive")
 SMOOTHING = f"trailing mean of the last {SMOOTH_POINTS} logged losses of each curve; references interpolated " \
             f"linearly at the run's iteration"
 
@@ -82,8 +83,11 @@ def check_lr(point: logs.TrainPoint, references) -> dict:
 class Band:
     """The band rule of the module docstring for one check (loss or mIoU), keeping its per-point spreads."""
 
-    def __init__(self, what: str, higher_is_better: bool):
-        self.what, self.higher_is_better, self.spreads = what, higher_is_better, []
+    def __init__(self, what: str, shared: list[list[float]]):
+        """shared: the references' values at each point they all share (for the pooled spread)."""
+        self.what = what
+        spreads = [stdev(values) for values in shared if len(values) >= 2]
+        self.pooled = math.sqrt(sum(x * x for x in spreads) / len(spreads)) if spreads else 0.0
 
     def judge(self, value: float, refs: list[tuple[object, float]], it: int) -> dict:
         values = [v for _, v in refs]
@@ -93,9 +97,7 @@ class Band:
         if len(values) == 1:
             return out | {"answer": "inconclusive",
                           "reason": f"one reference ({_fmt(values[0])} at iter {it}): no spread to set a band"}
-        s_here = stdev(values)
-        self.spreads.append(s_here)
-        s = max(s_here, math.sqrt(sum(x * x for x in self.spreads) / len(self.spreads)))
+        s = max(stdev(values), self.pooled)
         low, high = min(values) - BAND_K * s, max(values) + BAND_K * s
         out |= {"band": [low, high]}
         if low <= value <= high:
@@ -111,7 +113,12 @@ def judge(run: logs.TrainingLog, references: list, max_iters: int | None = None)
     from harness.curves import cost
 
     ref_loss = [(ref, smoothed(ref.log.train)) for ref in references]
-    loss_band, miou_band = Band("smoothed loss", higher_is_better=False), Band("mIoU", higher_is_better=True)
+    shared_loss = [[v for _, curve in ref_loss if (v := _interpolate(curve, it)) is not None]
+                   for it, _ in (ref_loss[0][1] if ref_loss else [])]
+    ref_evals = [{v.iter: v.metrics["mIoU"] for v in ref.log.val if "mIoU" in v.metrics} for ref in references]
+    shared_miou = [[e[it] for e in ref_evals if it in e] for it in sorted({i for e in ref_evals for i in e})]
+    loss_band = Band("smoothed loss", [v for v in shared_loss if len(v) == len(references)])
+    miou_band = Band("mIoU", [v for v in shared_miou if len(v) == len(references)])
     run_loss = dict(smoothed(run.train))
     evals = {v.iter: v for v in run.val}
     iterations = sorted({p.iter for p in run.train} | set(evals))
