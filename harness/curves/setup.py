@@ -6,7 +6,7 @@ fp16 or not, a changed schedule):
 
 | name | the run | a reference |
 | --- | --- | --- |
-| total_batch | world size × samples per GPU × accumulation | GPUs in env_info × samples_per_gpu × update/cumulative interval |
+| total_batch | world size × samples per GPU × accumulation | GPUs in env_info × samples_per_gpu × accumulation |
 | crop_size | RandomCrop's crop_size of the train pipeline | the same in its config |
 | iterations | optimizer steps (runner max_iters / accumulation) | runner max_iters / update interval |
 | optimizer | optimizer type | the same |
@@ -15,6 +15,7 @@ fp16 or not, a changed schedule):
 | sync_bn | SyncBN in the model and more than one CUDA process | SyncBN in its config (and a distributed run) |
 | fp16 | mixed precision on the target device | fp16 / use_fp16 / an fp16 optimizer hook in its config |
 
+A reference's accumulation is its hook's `update_interval` (the authors' DistOptimizerHook) or `cumulative_iters`.
 A reference's config text is read without executing it (`literal_config`: assignments of literals, `dict(...)` and
 names defined before), since a log from a URL is not code to run. A fact a reference does not state (no env_info,
 no config) is named as unknown and not refused.

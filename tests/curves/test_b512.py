@@ -48,8 +48,8 @@ def test_two_processes_of_four_instead_of_four_of_eight_is_named_and_refused(tmp
 
 
 def test_allowed_difference_is_recorded_in_the_dry_run_job(tmp_path):
-    from harness.runs import train
     from harness.launch import LaunchOptions
+    from harness.runs import train
     out = train("eva02_B_sz512", launch=LaunchOptions("torchrun", gpus=2), samples_per_gpu=4, device="cuda",
                 allow_batch_mismatch=True, allow_setup_difference=["total_batch"], dry_run=True, echo=lambda *_: None,
                 work_dir=tmp_path / "w")
@@ -62,8 +62,8 @@ def test_allowed_difference_is_recorded_in_the_dry_run_job(tmp_path):
 
 @pytest.mark.parametrize("spec", ["none"])
 def test_no_reference_no_hook(tmp_path, spec):
-    from harness.runs import train
     from harness.launch import LaunchOptions
+    from harness.runs import train
     out = train("eva02_B_sz512", launch=LaunchOptions("torchrun", gpus=4), device="cuda", reference=[spec],
                 dry_run=True, echo=lambda *_: None, work_dir=tmp_path / "w")
     assert out["job"]["curves"] is None

@@ -53,7 +53,8 @@ def test_stop_when_off_track_stops_at_the_first_evaluation_point_and_says_why(de
                    reference=refs(demo_references), stop_when_off_track=True,
                    **dict(DEMO, cfg_options=DEMO["cfg_options"] + FAULT))
     stopped = record["early_verdict"]["stopped"]
-    assert stopped["iter"] == 24 and stopped["note"].startswith("stopped at iter 24 by --stop-when-off-track: off track")
+    assert stopped["iter"] == 24
+    assert stopped["note"].startswith("stopped at iter 24 by --stop-when-off-track: off track")
     assert record["status"] == "succeeded" and record["training"]["iterations"] == 24
     assert "iter_24.pth" in record["artifacts"]["checkpoints"]
     assert (tmp_path / "run" / "iter_24.pth").is_file()

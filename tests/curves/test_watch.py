@@ -1,7 +1,6 @@
 """`repro watch RUN` on a run folder's log files (as a Slurm run leaves them): the points, the cost, watch.json and
 watch.png written, references given on the command line or recorded in job.json."""
 import json
-import shutil
 
 from click.testing import CliRunner
 

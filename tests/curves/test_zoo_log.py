@@ -1,6 +1,5 @@
 """The zoo's log rule on the installed metafiles, and `repro download mmseg/<name> --log` through the verified
 downloader (a loopback server standing in for download.openmmlab.com)."""
-import json
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,6 +36,8 @@ def test_no_log_url_known_is_said_never_guessed():
 
 
 def test_download_log_locks_its_hash_and_checks_it_after(server, reference, tmp_path):
+    import hashlib
+
     from harness.fetch.weights import read_lock
     rep = next(r for r in zoo.zoo_reproductions().values() if zoo.log_url(r))
     url = zoo.log_url(rep)
@@ -46,7 +47,6 @@ def test_download_log_locks_its_hash_and_checks_it_after(server, reference, tmp_
     first = runner.invoke(cli, ["download", rep.id, "--log", "--endpoint", server.url], catch_exceptions=False)
     assert first.exit_code == 0, first.output
     assert first.output.startswith(f"{rep.id} log: verified ")
-    import hashlib
     assert read_lock()[url]["sha256"] == hashlib.sha256(data).hexdigest()
     path = first.output.split("verified ", 1)[1].split(" (sha256")[0]
     again = runner.invoke(cli, ["download", rep.id, "--log", "--endpoint", server.url], catch_exceptions=False)
@@ -55,4 +55,3 @@ def test_download_log_locks_its_hash_and_checks_it_after(server, reference, tmp_
         fh.write(b"\n")                                                             # the file changed since
     bad = runner.invoke(cli, ["download", rep.id, "--log", "--endpoint", server.url])
     assert bad.exit_code == 2 and "failed verification: sha256" in bad.output and "quarantine" in bad.output
-    json.loads(data.splitlines()[0])
