@@ -75,6 +75,9 @@ class EarlyVerdictHook(Hook):
                             "note": f"stopped at iter {step} by --stop-when-off-track: {off['answer']}"}
             report["stopped"] = self.stopped
         write_json_atomic(self.run_dir / WATCH_FILE, report)
+        point = next((p for p in reversed(report["points"]) if p["iter"] == step), None)
+        if at_eval and point is not None:       # in train.log / console.log (and the terminal with --verbose)
+            runner.logger.info(f"early verdict at iter {step}: {point['answer']}")
         return stop
 
     def stop(self, runner):
