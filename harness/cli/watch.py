@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 WATCH_EPILOG = """\b
 Examples:

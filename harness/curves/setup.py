@@ -196,7 +196,7 @@ def compare(ours: dict, ref_facts: dict, ref_label: str) -> tuple[list[dict], li
 
 def check(ours: dict, references: list, allowed: tuple[str, ...] | list[str] = (), notes=None) -> dict:
     """Compare the run's facts with each reference's; raise SetupDifference (one line naming every difference)
-    unless each is allowed. `notes` (harness.preflight.Notes): a dry run collects the refusal as a note."""
+    unless each is allowed. `notes` (harness.run.preflight.Notes): a dry run collects the refusal as a note."""
     unknown_names = set(allowed) - set(NAMES)
     if unknown_names:
         raise ReproError(f"--allow-setup-difference {', '.join(sorted(unknown_names))}: no such setup fact",

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import ReproError
-from harness.paths import new_run_dir
-from harness.record import RESULT_FILE, write_result
+from harness import paths
+from harness.run.claim import claim_default, claim_new, release
+from harness.run.record import write_result
 from harness.registry import datasets
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
@@ -235,17 +236,14 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
     if protocol not in known:
         raise ReproError(f"unknown protocol '{protocol}' for {reproduction}", fix=f"use one of: {', '.join(known)}")
 
-    if out_dir is None:
-        run_dir = new_run_dir(reproduction, protocol)
+    if out_dir is None:      # claimed as every run folder is (harness/run/claim.py): new or empty, written once
+        run_dir = claim_default(paths.runs_root() / reproduction / protocol).path
     else:
-        run_dir = Path(out_dir).resolve()
-        if (run_dir / RESULT_FILE).exists():
-            raise ReproError(f"{run_dir} already holds a {RESULT_FILE}", fix="choose another -o or remove that directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = claim_new(out_dir, "-o")
     artifacts = {}
+    (run_dir / "imported").mkdir()       # a fresh folder of its own: nothing outside the run folder is written
     for key, file in source["files"].items():
         target = run_dir / "imported" / file.name
-        target.parent.mkdir(exist_ok=True)
         shutil.copy2(file, target)
         artifacts[key] = str(target.relative_to(run_dir))
 
@@ -262,7 +260,7 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         "checkpoint": _imported_checkpoint(path, source_sha, reproduction, protocol, expected_root),
         "overrides": {},
         "dataset": {"name": IMPORTED, "split": datasets.get(IMPORTED).val_split, "root": None, "num_images": None, "manifest_sha256": None},
-        "launch": {"launcher": None, "nnodes": None, "gpus_per_node": None, "world_size": None, "samples_per_gpu": None,
+        "launch": {"launcher": None, "nnodes": None, "gpus": None, "world_size": None, "samples_per_gpu": None,
                    "accumulate": None, "total_batch": None, "command": shlex.join(command)},
         "environment": _environment(source["environment"]),
         "seed": source["seed"],
@@ -276,4 +274,5 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
     if not source["metrics"]:
         record["note"] = "the log holds no evaluation: training curves only, nothing to verify"
     write_result(run_dir, record)
+    release(run_dir)
     return run_dir

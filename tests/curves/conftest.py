@@ -19,7 +19,7 @@ def demo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_references(tmp_path_factory, demo_root) -> list[Path]:
     """Two demo trainings with seeds 1 and 2 (no reference of their own: `none`)."""
-    from harness.runs import train
+    from harness.run.api import train
     runs = []
     for seed in (1, 2):
         work = tmp_path_factory.mktemp(f"ref{seed}") / "run"

@@ -18,7 +18,9 @@ def repro(*args):
 
 def test_dry_run_lr_of_the_first_250_iterations_is_on_track(tmp_path):
     result = repro("train", "eva02_B_sz512", *LAUNCH, "--work-dir", tmp_path / "w", "--dry-run")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output          # no pretrained weights, no data here: the plan, then that
+    assert result.stderr.startswith("error: dry run: the real run would be refused: ")
+    assert "setup differs" not in result.stderr
     notes = [ln for ln in result.output.splitlines() if ln.startswith("# note: ")]
     assert not [n for n in notes if "setup differs" in n]
     lr = [n for n in notes if "early verdict of the lr schedule" in n]
@@ -29,7 +31,9 @@ def test_dry_run_lr_of_the_first_250_iterations_is_on_track(tmp_path):
 def test_dry_run_with_the_lr_doubled_is_off_track_at_the_first_logged_iteration_naming_lr(tmp_path):
     result = repro("train", "eva02_B_sz512", *LAUNCH, "--work-dir", tmp_path / "w", "--dry-run",
                    "--cfg-options", "optimizer.lr=0.00012")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output          # the setup difference is the first refusal
+    assert result.stderr.startswith("error: dry run: the real run would be refused: setup differs from the "
+                                    "reference: lr: 0.00012 here")
     assert "early verdict of the lr schedule (dry run, mmcv's LrUpdaterHook on the model's param groups, 5 logged " \
            "iterations): off track (first at iter 50: lr: lr 4.736e-07 vs 2.368e-07 in built-in " \
            "20230318_173313.log.json, seed 0 (tolerance 5.0e-11))" in result.output
@@ -47,12 +51,20 @@ def test_two_processes_of_four_instead_of_four_of_eight_is_named_and_refused(tmp
     assert not (tmp_path / "w").exists()
 
 
+def dry_run(reproduction, **given) -> dict:
+    """The plan a dry run returns; here (no pretrained weights, no data) it comes with the refusal."""
+    from harness.run.api import DryRunRefused, train
+    try:
+        return train(reproduction, dry_run=True, **given)
+    except DryRunRefused as exc:
+        return exc.plan
+
+
 def test_allowed_difference_is_recorded_in_the_dry_run_job(tmp_path):
-    from harness.launch import LaunchOptions
-    from harness.runs import train
-    out = train("eva02_B_sz512", launch=LaunchOptions("torchrun", gpus=2), samples_per_gpu=4, device="cuda",
-                allow_batch_mismatch=True, allow_setup_difference=["total_batch"], dry_run=True, echo=lambda *_: None,
-                work_dir=tmp_path / "w")
+    from harness.run.options import LaunchOptions
+    out = dry_run("eva02_B_sz512", launch=LaunchOptions("torchrun", gpus=2), samples_per_gpu=4, device="cuda",
+                  allow_batch_mismatch=True, allow_setup_difference=["total_batch"], echo=lambda *_: None,
+                  work_dir=tmp_path / "w")
     setup = out["job"]["curves"]["setup"]
     assert setup["allowed"] == ["total_batch"] and [d["name"] for d in setup["differences"]] == ["total_batch"]
     assert "refused" not in setup
@@ -62,8 +74,7 @@ def test_allowed_difference_is_recorded_in_the_dry_run_job(tmp_path):
 
 @pytest.mark.parametrize("spec", ["none"])
 def test_no_reference_no_hook(tmp_path, spec):
-    from harness.launch import LaunchOptions
-    from harness.runs import train
-    out = train("eva02_B_sz512", launch=LaunchOptions("torchrun", gpus=4), device="cuda", reference=[spec],
-                dry_run=True, echo=lambda *_: None, work_dir=tmp_path / "w")
+    from harness.run.options import LaunchOptions
+    out = dry_run("eva02_B_sz512", launch=LaunchOptions("torchrun", gpus=4), device="cuda", reference=[spec],
+                  echo=lambda *_: None, work_dir=tmp_path / "w")
     assert out["job"]["curves"] is None

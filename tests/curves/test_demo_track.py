@@ -18,7 +18,7 @@ def refs(demo_references):
 
 
 def test_a_third_seed_is_on_track_at_every_point(demo_root, demo_references, tmp_path):
-    from harness.runs import train
+    from harness.run.api import train
     record = train("eva02_demo", seed=3, data_root=demo_root, work_dir=tmp_path / "run", echo=False,
                    reference=refs(demo_references), **DEMO)
     watch = json.loads((tmp_path / "run" / "watch.json").read_text())
@@ -37,7 +37,7 @@ def test_a_third_seed_is_on_track_at_every_point(demo_root, demo_references, tmp
 
 
 def test_a_planted_fault_is_off_track_at_the_first_evaluation_point(demo_root, demo_references, tmp_path):
-    from harness.runs import train
+    from harness.run.api import train
     train("eva02_demo", seed=3, data_root=demo_root, work_dir=tmp_path / "run", echo=False,
           reference=refs(demo_references), **dict(DEMO, cfg_options=DEMO["cfg_options"] + FAULT))
     watch = json.loads((tmp_path / "run" / "watch.json").read_text())
@@ -48,7 +48,7 @@ def test_a_planted_fault_is_off_track_at_the_first_evaluation_point(demo_root, d
 
 
 def test_stop_when_off_track_stops_at_the_first_evaluation_point_and_says_why(demo_root, demo_references, tmp_path):
-    from harness.runs import train
+    from harness.run.api import train
     record = train("eva02_demo", seed=3, data_root=demo_root, work_dir=tmp_path / "run", echo=False,
                    reference=refs(demo_references), stop_when_off_track=True,
                    **dict(DEMO, cfg_options=DEMO["cfg_options"] + FAULT))

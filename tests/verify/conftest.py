@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.record import write_result
+from harness.run.record import write_result
 
 REPO = Path(__file__).resolve().parents[2]
 

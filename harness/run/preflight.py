@@ -11,27 +11,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import paths
+from harness.curves import setup as curve_setup
 from harness.errors import ReproError
+from harness.fileio import file_sha256
 from harness.registry import Reproduction
+from harness.run.options import target_device
+from harness.run.record import read_result
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Notes:
-    """Failures collected during a dry run (strict=False) instead of raised."""
+    """Refusals collected during a dry run (strict=False) instead of raised, with the dry run's other notes."""
     strict: bool = True
-    items: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)           # printed as `# note:` lines
+    refusals: list[ReproError] = field(default_factory=list)  # what would stop the real run
 
     def fail(self, exc: ReproError) -> None:
         if self.strict:
             raise exc
+        self.refusals.append(exc)
         self.items.append(exc.one_line().removeprefix("error: "))
-
-
-def file_sha256(path: Path) -> str:
-    from harness.fetch.hashing import sha256
-    return sha256(Path(path), progress=False)
 
 
 def check_checkpoint_file(path: Path, what: str = "checkpoint") -> None:
@@ -79,7 +80,6 @@ def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes)
 
 def checkpoint_of_train_run(run_dir: Path) -> tuple[Path, str]:
     """`--checkpoint <train run directory>`: its best checkpoint (else its final one), from its result.json."""
-    from harness.record import read_result
     run_dir = run_dir.expanduser().resolve()
     record = read_result(run_dir)
     arts = record.get("artifacts", {})
@@ -155,9 +155,7 @@ def check_runnable(rep: Reproduction, protocol: str, device: str, launcher: str,
     from harness.registry.needs import config_needs
 
     needs = config_needs(rep.config_path(protocol))
-    if device == "auto":      # the machines that run the job: Slurm's GPU nodes, else this one
-        import torch
-        device = "cuda" if launcher == "slurm" or torch.cuda.is_available() else "cpu"
+    device = target_device(device, launcher)      # the machines that run the job: Slurm's GPU nodes, else this one
     for module in needs.imports:     # raised even in a dry run: without it the config does not even load
         if find_spec(module.split(".")[0]) is None:
             raise ReproError(f"{rep.id} needs the package of {module} (its config imports it), which is not "
@@ -201,3 +199,13 @@ def check_batch(rep: Reproduction, world_size: int, samples_per_gpu: int, accumu
     log.warning("%s; training anyway (--allow-batch-mismatch)", what)
     record["warning"] = what
     return record
+
+
+def check_setup(rep: Reproduction, references: list[str] | tuple[str, ...], allowed: list[str] | tuple[str, ...],
+                stop_when_off_track: bool, fields: dict, launch, notes: Notes) -> dict | None:
+    """The early verdict's preflight of `repro train` (harness/curves/setup.py): the reference curves gathered and
+    hashed, the run's resolved config compared with each (SetupDifference unless --allow-setup-difference names
+    the fact; a refusal note in a dry run, which also judges the lr schedule at the references' logged
+    iterations). `fields`: config, samples_per_gpu, max_iters, accumulate, seed, cfg_options, device, data_root.
+    Returns job.json's `curves`, or None (no reference and no --stop-when-off-track: the engine adds no hook)."""
+    return curve_setup.before_launch(rep, references, allowed, stop_when_off_track, fields, launch, notes)
