@@ -20,7 +20,7 @@ logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 def _register() -> None:
     # each module adds its commands to `cli`; they import nothing heavy at module level
     from harness.cli import listing  # noqa: F401  (no cycle: the commands import harness.cli.group, not this)
-    for name in ("fetch", "run", "batch", "verify", "demo", "rescore"):
+    for name in ("fetch", "run", "batch", "verify", "demo", "rescore", "watch"):
         try:
             importlib.import_module(f"harness.cli.{name}")
         except ModuleNotFoundError as exc:

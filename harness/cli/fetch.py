@@ -88,6 +88,7 @@ Examples:
   repro download --all --pretrained --endpoint https://hf-mirror.com
   repro download eva02_B_sz512 --from-file ~/eva02_B_ade_seg_upernet_sz512.pth
   repro download mmseg/segformer_mit-b0_512x512_160k_ade20k     # a model-zoo entry, from its URL
+  repro download mmseg/segformer_mit-b0_512x512_160k_ade20k --log   # its training log (a reference curve)
 
 \b
 Files go to the huggingface_hub cache under <REPRO_HOME>/weights/hf, pinned to the revision in each
@@ -108,10 +109,17 @@ must match the sha256 prefix its name carries; --endpoint then names a mirror ho
                    "[default: $HF_ENDPOINT or https://huggingface.co]")
 @click.option("--from-file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="PATH",
               help="verify a file already on disk and register it (kept where it is) instead of downloading")
-def download_cmd(ids, pretrained, all_, endpoint, from_file) -> None:
+@click.option("--log", "log_only", is_flag=True,
+              help="instead: a zoo entry's training log (.log.json beside its weights), hash locked at first download")
+def download_cmd(ids, pretrained, all_, endpoint, from_file, log_only) -> None:
     """Download released (and with --pretrained, pretrained) weights and verify size and sha256: against the
     published hash where there is one, else against the hash locked at the first verified download."""
     from harness.fetch.weights import download_cli
+    if log_only:
+        from harness.curves.references import download_log_cli
+        for line in download_log_cli(ids, endpoint):
+            click.echo(line)
+        return
 
     for line in download_cli(ids, pretrained, all_, endpoint, from_file):
         click.echo(line)

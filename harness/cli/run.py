@@ -22,6 +22,10 @@ def _summary(record: dict) -> None:
                f"aAcc {m['aAcc']:.2f}  mIoU {m['mIoU']:.2f}  mAcc {m['mAcc']:.2f}  ->  {record['_run_dir']}/result.json")
     arts = record.get("artifacts") or {}
     click.echo(log_line(record["_run_dir"], [arts.get("console"), arts.get("log"), arts.get("log_json")]))
+    verdict = record.get("early_verdict")
+    if verdict:
+        click.echo(f"early verdict: {verdict.get('verdict')} ({verdict.get('file')})"
+                   + (f"; {verdict['stopped']['note']}" if verdict.get("stopped") else ""))
     if arts.get("show_dir"):
         click.echo(f"predicted label maps: {arts['show_dir']} ({arts.get('show_count', '?')} PNGs)")
 
@@ -86,11 +90,18 @@ def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, sh
 @click.option("--workers-per-gpu", type=int, default=None, help="data-loading workers per process [default: config]")
 @click.option("--checkpoint-interval", type=int, default=None, help="save every N steps [default: config, 1000]")
 @click.option("--eval-interval", type=int, default=None, help="evaluate every N steps [default: config, 1000]")
+@click.option("--reference", multiple=True, metavar="FILE|URL|RUN",
+              help="reference curves for the setup check and the early verdict (repeatable; `authors`, `zoo`, "
+                   "`none`)  [default: the reproduction's built-in ones]")
+@click.option("--allow-setup-difference", multiple=True, metavar="NAME",
+              help="train although this setup fact differs from the reference's (repeatable; recorded)")
+@click.option("--stop-when-off-track", is_flag=True,
+              help="end the run at the first off-track evaluation point (its checkpoint and record are kept)")
 @launch_options
 @run_dir_options
 def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, accumulate, allow_batch_mismatch,
-              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, launch, device, data_root,
-              work_dir, overwrite, cfg_options, dry_run):
+              samples_per_gpu, workers_per_gpu, checkpoint_interval, eval_interval, reference, allow_setup_difference,
+              stop_when_off_track, launch, device, data_root, work_dir, overwrite, cfg_options, dry_run):
     """Train with the reproduction's published recipe, then evaluate (ss); writes a run directory + result.json.
 
     Before launching, world size × samples per GPU × --accumulate must equal the published total batch.
@@ -107,4 +118,5 @@ def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, 
                    workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval,
                    eval_interval=eval_interval, deterministic=deterministic, data_root=data_root, work_dir=work_dir,
                    launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo, device=device,
-                   overwrite=overwrite))
+                   overwrite=overwrite, reference=reference, allow_setup_difference=allow_setup_difference,
+                   stop_when_off_track=stop_when_off_track))

@@ -97,6 +97,8 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
         if info["distributed"]:   # NCCL gathers results without a shared filesystem between nodes
             eval_cfg.setdefault("gpu_collect", info["device"] == "cuda")
         runner.register_hook(hook(val_loader, **eval_cfg), priority="LOW")
+    from harness.curves.hook import record_fields, register
+    verdict_hook = register(runner, job, cfg, run_dir, info)    # the early verdict (job["curves"]), after both
     resumed_from = None
     if job.get("resume"):
         ckpt = find_resume_checkpoint(run_dir)
@@ -145,4 +147,5 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
             "training": {"iterations": runner.iter, "optimizer_steps": runner.iter // int(job.get("accumulate") or 1),
                          "resumed_from": resumed_from, "sync_bn_to_bn": reverted, "device": info["device"],
                          "amp": trains_with_amp(cfg, info["device"]), "best_score": (runner.meta or {}).get("hook_msgs", {})
-                         .get("best_score")}}
+                         .get("best_score")},
+            **record_fields(verdict_hook)}

@@ -425,6 +425,24 @@ def _download_url(rep: Reproduction, which: str, wf: UrlWeights, endpoint: str |
     return path
 
 
+def download_locked_url(url: str, dest: Path, endpoint: str | None = None, progress: bool = False,
+                        fix: str = "") -> tuple[Path, str]:
+    """A file at a URL whose name carries no hash (a training log): fetched through http.py (resumable); its sha256
+    is written to the lock file at the first download and checked against it after. (path, sha256)."""
+    from harness.fetch.http import download_url
+
+    wf = UrlWeights(url, None)
+    source = mirrored(url, endpoint)
+    path = download_url(source, dest, progress=progress, fix=fix)
+    reason, digest = _mismatch(wf, path, progress=progress)
+    if reason:
+        moved = quarantine(path, reason)
+        raise ReproError(f"{url} failed verification: {reason}; moved to {moved}",
+                         fix=fix or "download it again (from another --endpoint if it persists)")
+    _record(wf, path, digest, source, local=False)
+    return path, digest
+
+
 def _blob_name_sha(path: Path) -> str | None:
     """huggingface_hub names a cached blob after its etag: for Git LFS files that is the content's sha256."""
     name = path.resolve().name.lower()

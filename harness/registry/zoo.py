@@ -33,6 +33,7 @@ MS_SETTINGS = {"test_aug": {"img_ratios": list(MS_RATIOS), "flip": True}}
 METRICS = {"mIoU": ("ss", "mIoU"), "mIoU(ms+flip)": ("ms", "mIoU")}
 SHA_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
 FIX = "use the metafiles of mmsegmentation 0.29.1 (reinstall it), or fix the index REPRO_MMSEG_ZOO names"
+STAMPED = re.compile(r"_\d{8}_\d{6}-[0-9a-f]{8}\.pth$")    # mmseg's `<config>_YYYYMMDD_HHMMSS-<sha8>.pth`
 
 
 def zoo_root() -> Path:
@@ -140,6 +141,14 @@ def zoo_reproductions() -> dict[str, Reproduction]:
 def get(reproduction_id: str) -> Reproduction:
     return pick(zoo_reproductions(), reproduction_id, "zoo entry", list_known=False,
                 fix="run `repro list --zoo` (or `repro list --zoo --filter TEXT`) to see them")
+
+
+def log_url(rep: Reproduction) -> str | None:
+    """The entry's training log: its weights URL with `-<sha8>.pth` replaced by `.log.json`, the rule of mmseg 0.x's
+    zoo, only where the weights name carries mmseg's timestamp (`_YYYYMMDD_HHMMSS-<sha8>.pth`): the few without
+    one link their log from the method's README, which is not read here, so they have none (never a guessed URL)."""
+    url = getattr(rep.weights, "url", "") or ""
+    return SHA_PREFIX.sub(".log.json", url) if STAMPED.search(url) else None
 
 
 def matches(rep: Reproduction, text: str) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness import cfg_options as cfg_text
 from harness import clock, paths, registry
+from harness.curves import setup as curve_setup
 from harness.errors import ReproError
 from harness.run import launch as launching
 from harness.run import preflight
@@ -89,6 +90,7 @@ def repro_command(job: Job, launch: LaunchOptions) -> str:
             argv += ["--accumulate", str(job.accumulate)]
         argv += ["--deterministic"] * bool(job.get("deterministic"))
         argv += ["--allow-batch-mismatch"] * bool(job.get("batch", {}).get("allow_batch_mismatch"))
+        argv += curve_setup.command_flags(job.get("curves"))
     argv += ["--data-root", str(job.data_root), *launch.cli_flags()]
     argv += ["--device", job.device] if job.device else []
     argv += [f"--cfg-options={key}={cfg_text.to_text(value)}" for key, value in (job.cfg_options or {}).items()]
@@ -363,6 +365,10 @@ def train(reproduction: str, settings: TrainSettings | None = None, *, resume: b
         batch = {"published_total_batch": rep.training.total_batch,
                  "total_batch": launch.world_size * spg * s.accumulate,
                  "allow_batch_mismatch": s.allow_batch_mismatch, "warning": exc.one_line().removeprefix("error: ")}
+    curves = preflight.check_setup(rep, s.reference, s.allow_setup_difference, s.stop_when_off_track, dict(
+        config=str(rep.train_config_path), samples_per_gpu=spg, max_iters=s.max_iters or rep.training.max_iters,
+        accumulate=s.accumulate, seed=s.seed, cfg_options=s.cfg_options, device=device, data_root=s.data_root),
+        launch, notes)
     pt = preflight.resolve_pretrained(rep, Path(s.pretrained) if s.pretrained else None, notes)
     dataset = preflight.resolve_dataset(rep, Path(s.data_root) if s.data_root else None, None, notes)
     job = _new_job("train", rep.id, "ss", launch, device, notes, config=str(rep.train_config_path),
@@ -370,10 +376,13 @@ def train(reproduction: str, settings: TrainSettings | None = None, *, resume: b
                    cfg_options=s.cfg_options, samples_per_gpu=spg, workers_per_gpu=s.workers_per_gpu,
                    seed=rep.training.seed if s.seed is None else s.seed, deterministic=s.deterministic,
                    max_iters=s.max_iters or rep.training.max_iters, accumulate=s.accumulate, batch=batch,
-                   resume=bool(resume), checkpoint_interval=s.checkpoint_interval, eval_interval=s.eval_interval)
+                   resume=bool(resume), checkpoint_interval=s.checkpoint_interval, eval_interval=s.eval_interval,
+                   curves=curves)
     if previous is not None:
         job.first_started = previous.get("first_started") or previous.started
         job.resume_from = str(resume_from)
+        if not s.reference and previous.get("curves"):      # the references the run was started with
+            job.curves = previous.curves
     run_dir, p, text = _prepare(job, work_dir, launch, dry_run, notes, resume_dir, overwrite=overwrite)
     if dry_run:
         return _print_dry_run(job, p, text, notes, say)

@@ -126,7 +126,7 @@ def finalize(run_dir: Path, rc: int, started: str | None = None, reason: str | N
         "config": job.get("config"),
     }
     for key in ("batch", "pretrained", "training", "notes", "device", "precision", "eval_engine", "ledger",
-                "sessions"):
+                "sessions", "early_verdict"):
         if job.get(key) is not None or engine.get(key) is not None:
             record[key] = engine.get(key, job.get(key))
     if job.get("kind") == "train":

@@ -86,6 +86,11 @@ class Job:
     first_started: str | None = doc("train / eval --resume: when the first attempt started", default=UNSET)
     resume_from: str = doc("train --resume: the checkpoint it continues from", default=UNSET)
     previous_run: str = doc("--overwrite: where the earlier run in this folder was moved", default=UNSET)
+    curves: dict[str, Any] | None = doc(
+        "train: the early verdict's setup (harness/curves): {references: [{name, origin, sha256, seed, ...}] "
+        "(--reference, hashed), setup: {compared, allowed (--allow-setup-difference), differences, unknown, "
+        "references, run, refused?}, stop_when_off_track (--stop-when-off-track), dry_run_lr? (a dry run's lr "
+        "schedule judged)}; null: no reference, no hook", default=UNSET)
 
     def as_dict(self) -> dict:
         """The file's dict (what the engine reads: it stays a plain-dict consumer)."""

@@ -10,6 +10,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.curves import setup as curve_setup
 from harness.errors import ReproError
 from harness.fileio import file_sha256
 from harness.registry import Reproduction, datasets
@@ -197,3 +198,13 @@ def check_batch(rep: Reproduction, world_size: int, samples_per_gpu: int, accumu
     log.warning("%s; training anyway (--allow-batch-mismatch)", what)
     record["warning"] = what
     return record
+
+
+def check_setup(rep: Reproduction, references: list[str] | tuple[str, ...], allowed: list[str] | tuple[str, ...],
+                stop_when_off_track: bool, fields: dict, launch, notes: Notes) -> dict | None:
+    """The early verdict's preflight of `repro train` (harness/curves/setup.py): the reference curves gathered and
+    hashed, the run's resolved config compared with each (SetupDifference unless --allow-setup-difference names
+    the fact; a refusal note in a dry run, which also judges the lr schedule at the references' logged
+    iterations). `fields`: config, samples_per_gpu, max_iters, accumulate, seed, cfg_options, device, data_root.
+    Returns job.json's `curves`, or None (no reference and no --stop-when-off-track: the engine adds no hook)."""
+    return curve_setup.before_launch(rep, references, allowed, stop_when_off_track, fields, launch, notes)

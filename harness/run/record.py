@@ -64,6 +64,10 @@ class Record:
     imported_from: dict[str, Any] = doc("import: {path, format, sha256, files, config, inferred}", default=UNSET)
     curves: dict[str, Any] | None = doc("import: training and validation curves from the log", default=UNSET)
     note: str = doc("import: a remark (e.g. curves only, nothing to verify)", default=UNSET)
+    early_verdict: dict[str, Any] | None = doc(
+        "train with references: {file (watch.json, the last judgement), verdict (on track | off track | "
+        "inconclusive), first_off_track, stopped ({iter, reason, note} when --stop-when-off-track ended it), "
+        "references: [{name, origin, sha256, seed}], cost}", default=UNSET)
 
 
 def _record_from_dict(data: dict, source: str, strict: bool) -> Record:

@@ -40,6 +40,9 @@ class TrainSettings:
     data_root: Path | str | None = None
     cfg_options: dict = field(default_factory=dict)      # KEY -> VALUE text (harness/cfg_options.normalize)
     launch: LaunchOptions = field(default_factory=LaunchOptions)
+    reference: tuple[str, ...] = ()                  # --reference (harness/curves); --resume keeps the job's own
+    allow_setup_difference: tuple[str, ...] = ()
+    stop_when_off_track: bool = False
 
 
 def complete_checkpoint(run_dir: Path) -> Path | None:
@@ -97,7 +100,7 @@ def recorded_settings(job: Job, given: TrainSettings) -> TrainSettings:
     unset = TrainSettings()
     compare = {"data_root": _same_path, "pretrained": _same_path}
     for f in fields(TrainSettings):
-        if f.name == "launch":
+        if f.name in ("launch", "reference", "allow_setup_difference", "stop_when_off_track"):
             continue
         mine, value = getattr(given, f.name), getattr(recorded, f.name)
         if mine is None or mine == getattr(unset, f.name):
@@ -107,7 +110,9 @@ def recorded_settings(job: Job, given: TrainSettings) -> TrainSettings:
             raise ReproError(f"{flag} {_show(mine)} differs from the interrupted run's {_show(value)}",
                              fix=f"drop {flag} to resume with the run's own setting, or start a new run without "
                                  "--resume")
-    return replace(recorded, launch=_launch(job, given.launch))
+    return replace(recorded, launch=_launch(job, given.launch), reference=given.reference,
+                   allow_setup_difference=given.allow_setup_difference,
+                   stop_when_off_track=given.stop_when_off_track)
 
 
 def _show(value) -> str:
