@@ -1,6 +1,8 @@
 """The one exception type for errors a user can fix. The CLI prints it as one line and exits non-zero."""
 from __future__ import annotations
 
+from harness.console import printable
+
 
 class ReproError(Exception):
     """A problem the user can fix: `message` names it, `fix` says how (a command to run, a flag to pass)."""
@@ -16,4 +18,4 @@ class ReproError(Exception):
         text = f"error: {self.message}"
         if self.fix:
             text += f" — fix: {self.fix}"
-        return " ".join(text.split())
+        return printable(" ".join(text.split()))       # a path or field from a file must not drive the terminal

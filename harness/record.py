@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ReproError
+from harness.recordcheck import check_result
 
 SCHEMA = "repro.result/1"
 RESULT_FILE = "result.json"
@@ -74,6 +75,7 @@ def read_result(path: Path) -> dict:
         raise ReproError(f"{path} is not valid JSON ({exc})", fix="re-run the command that writes it, or `repro import` the source file") from exc
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         raise ReproError(f"{path} is not a {SCHEMA} record", fix="produce it with `repro eval`, `repro train` or `repro import`")
+    check_result(record, str(path))
     record["_path"] = str(path)
     return record
 

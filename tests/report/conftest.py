@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.verify.importer import import_result
+from verify.conftest import released_weights_known  # noqa: F401 - autouse: the released sha256 known, as after a download
 
 
 def pytest_configure(config):
