@@ -18,6 +18,8 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 
+from harness.errors import printable as printable     # re-exported: console.printable is the name callers use
+
 DEFAULT_INTERVAL_S = 30.0
 PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
@@ -228,23 +230,6 @@ class EngineOutput:
         for current in self.bars.values():
             current.close()
         self.bars.clear()
-
-
-# C0 and C1 controls (ESC starts a terminal's escape sequences), DEL, the bidi overrides and isolates, zero-width
-# marks, the line/paragraph separators and lone surrogates: what a terminal acts on or a reader cannot see
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
-
-
-def printable(text) -> str:
-    """TEXT (a field read from a record, a registry or a log) safe to print on one line: every control character is
-    shown as its Python escape (ESC as `\\x1b`, a newline as `\\n`), so nothing read from a file can move the
-    cursor, clear the screen, retitle the window or start a new line.
-
-        >>> printable("eva02\\x1b[2J\\nPASS")
-        'eva02\\\\x1b[2J\\\\nPASS'
-    """
-    text = str(text)
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
 def log_line(run_dir, names: Iterable[str]) -> str:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import paths
 
 DEMO = "eva02_demo"
 
@@ -67,8 +66,9 @@ def prepare_data(settings: DemoSettings) -> Path:
 
 
 def run_demo(settings: DemoSettings) -> DemoResult:
-    from harness import runs
-    from harness.launch import LaunchOptions
+    from harness.run import api as runs
+    from harness.run.claim import new_run_dir
+    from harness.run.options import LaunchOptions
     from harness.report import write_reports
     from harness.verify.plugin import run_verify
 
@@ -83,7 +83,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
 
     _step(settings, 2, f"train {DEMO} on CPU")
     trained = runs.train(DEMO, seed=settings.seed, max_iters=settings.max_iters, data_root=data,
-                         work_dir=paths.new_run_dir(DEMO, "train", root=run_root))
+                         work_dir=new_run_dir(DEMO, "train", root=run_root))
     train_dir = Path(trained["_run_dir"])
     best = trained.get("artifacts", {}).get("best_checkpoint") or trained["artifacts"]["checkpoints"][-1]
     checkpoint = train_dir / best
@@ -93,9 +93,9 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     _step(settings, 3, "evaluate the best checkpoint: single scale (1 process), multi-scale + flip "
                        f"(torchrun, {settings.ms_launcher_gpus} CPU processes)")
     ss = runs.evaluate(DEMO, "ss", checkpoint=checkpoint, data_root=data,
-                       work_dir=paths.new_run_dir(DEMO, "ss", root=run_root))
+                       work_dir=new_run_dir(DEMO, "ss", root=run_root))
     ms = runs.evaluate(DEMO, "ms", checkpoint=checkpoint, data_root=data,
-                       work_dir=paths.new_run_dir(DEMO, "ms", root=run_root),
+                       work_dir=new_run_dir(DEMO, "ms", root=run_root),
                        launch=LaunchOptions("torchrun", gpus=settings.ms_launcher_gpus))
     evals = {"ss": Path(ss["_run_dir"]), "ms": Path(ms["_run_dir"])}
     for protocol, record in (("ss", ss), ("ms", ms)):

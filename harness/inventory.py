@@ -48,7 +48,7 @@ def zoo_inventory(text: str | None = None) -> list[dict]:
 
 def inventory() -> list[dict]:
     from harness.paths import runs_root
-    from harness.settle import settle_all
+    from harness.run.settle import settle_all
     settle_all(runs_root())    # Slurm runs that ended without their record get it now
     rows = []
     for rep in registry.all_reproductions().values():

@@ -2,15 +2,15 @@
 
 REPRO_HOME (default: the user's cache directory, ~/.cache/repro) holds weights/ (verified downloads and the
 hash lock file) and data/ (prepared datasets). REPRO_DATA overrides the data root of the real datasets (never the
-synthetic one's), REPRO_RUNS the root of run directories (default ./runs).
+synthetic one's), REPRO_RUNS the root of run directories (default ./runs; the folders in it are named and claimed by
+harness/run/claim.py).
 """
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from harness import REPO_ROOT  # noqa: F401  (where it has always been importable from)
 
 
 def repro_home() -> Path:
@@ -45,21 +45,3 @@ def downloads_dir() -> Path:
 
 def runs_root() -> Path:
     return Path(os.environ.get("REPRO_RUNS", "runs")).expanduser().resolve()
-
-
-def new_stamped_dir(parent: Path) -> Path:
-    """parent/<UTC timestamp>[-n]/, created empty; never reuses a directory (mkdir decides, so racing callers differ)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for n in range(1000):
-        candidate = parent / (stamp if n == 0 else f"{stamp}-{n}")
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create a fresh folder under {parent}")
-
-
-def new_run_dir(reproduction: str, kind: str, root: Path | None = None) -> Path:
-    """runs/<reproduction>/<protocol or train>/<UTC timestamp>/, created empty; never reuses a directory."""
-    return new_stamped_dir((root or runs_root()) / reproduction / kind)

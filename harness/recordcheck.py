@@ -1,4 +1,5 @@
-"""The one validator of a run record's shape (docs/result_record.md), called by the one reader (record.read_result).
+"""The one validator of a run record's shape (docs/result_record.md), called by the one reader
+(harness.run.record.read_result, through its `_check_values`).
 
 A result.json may come from someone else, so every command that reads one (`verify`, `report`, `compare`, `batch`,
 `import` for what it writes) refuses the same bad record with the same line, exit 2, before any of them uses a
@@ -24,8 +25,7 @@ import math
 import re
 import unicodedata
 
-from harness.console import printable
-from harness.errors import ReproError
+from harness.errors import ReproError, printable
 
 FIX = ("write it as docs/result_record.md says (numbers as JSON numbers); re-run the command that wrote it, or "
        "`repro import` the engine's own output")

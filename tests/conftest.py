@@ -45,3 +45,46 @@ def golden_expected() -> dict:
 
 def pytest_report_header(config):
     return [f"test data: {DATA}", f"REPRO cpu threads: {os.cpu_count()}"]
+
+
+# ------------------------------------------------------------------ every job.json and result.json against its schema
+
+def pytest_configure(config):
+    """The writers of job.json and result.json note each file in this log (harness/run/folder.py: AUDIT_ENV),
+    subprocesses included; pytest_sessionfinish checks them all against docs/*.schema.json."""
+    import tempfile
+
+    from harness.run.folder import AUDIT_ENV
+    fd, log = tempfile.mkstemp(prefix="repro-written-", suffix=".log")
+    os.close(fd)
+    os.environ[AUDIT_ENV] = log
+    config._repro_audit_log = log
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import json
+
+    from harness.run.schema import validate
+    log = getattr(session.config, "_repro_audit_log", None)
+    if not log or not os.path.exists(log):
+        return
+    schemas = {name: json.loads((REPO / "docs" / f"{name}.schema.json").read_text()) for name in ("job", "result")}
+    problems, checked = [], 0
+    for line in sorted(set(Path(log).read_text().splitlines())):
+        path = Path(line)
+        if not path.is_file():      # moved aside or removed by its test since
+            continue
+        kind = "result" if path.name == "result.json" else "job"
+        errors = validate(json.loads(path.read_text()), schemas[kind])
+        checked += 1
+        problems += [f"{path}: {e}" for e in errors[:3]]
+    os.unlink(log)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"schema check: {checked} job.json / result.json files written by this session")
+    if problems:
+        if reporter is not None:
+            reporter.write_line("files that do not match docs/job.schema.json / docs/result.schema.json:", red=True)
+            for problem in problems[:20]:
+                reporter.write_line(f"  {problem}", red=True)
+        session.exitstatus = 1

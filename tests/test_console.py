@@ -4,7 +4,7 @@ import sys
 import textwrap
 
 from harness.console import EngineOutput, PlainBar, track
-from harness.launch import supervise
+from harness.run.launch import supervise
 
 REFERENCE_LOG = "train_eva02_B_sz512.log"      # the authors' mmseg training log: 713 lines, 5 `Iter [N/60000]` ones
 

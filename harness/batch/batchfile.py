@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import paths
+from harness.clock import iso_now
 from harness.errors import ReproError
-from harness.record import write_json_atomic
+from harness.fileio import write_json_atomic
+from harness.run.claim import claim_default, claim_new, release
 
 BATCH_FILE = "batch.json"
 SCHEMA = "repro.batch/1"
 STATES = ("pending", "running", "succeeded", "failed", "not-started", "submitted")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def run_dir_name(task: int, reproduction: str, protocol: str, width: int = 2) -> str:
@@ -38,21 +35,16 @@ def run_dir_name(task: int, reproduction: str, protocol: str, width: int = 2) ->
 
 
 def claim_batch_dir(batch_dir: Path | str | None) -> Path:
-    """A new, empty batch folder: `<runs>/batches/<UTC time>` by default; a given one must be new or empty."""
+    """A new, empty batch folder, claimed (harness/run/claim.py): `<runs>/batches/<UTC time>` by default; a given
+    one must be new or empty. The claim ends with the first `save`."""
     if batch_dir is None:
-        return paths.new_stamped_dir(paths.runs_root() / "batches")
-    path = Path(batch_dir).expanduser().resolve()
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        what = "a file" if not path.is_dir() else "not empty"
-        raise ReproError(f"--batch-dir {path} is {what}; a batch folder is written once",
-                         fix="pass a new or empty folder as --batch-dir (or leave it out: runs/batches/<time>)")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        return claim_default(paths.runs_root() / "batches").path
+    return claim_new(batch_dir, "--batch-dir")
 
 
 def new_batch(entries, launcher: str, command: str) -> dict:
     width = max(2, len(str(len(entries) - 1)))
-    return {"schema": SCHEMA, "created": _now(), "updated": _now(), "command": command, "launcher": launcher,
+    return {"schema": SCHEMA, "created": iso_now(), "updated": iso_now(), "command": command, "launcher": launcher,
             "slurm_job": None,
             "runs": [{"task": i, "reproduction": e.reproduction, "protocol": e.protocol, "checkpoint": e.checkpoint,
                       "run_dir": run_dir_name(i, e.reproduction, e.protocol, width), "state": "pending",
@@ -60,8 +52,10 @@ def new_batch(entries, launcher: str, command: str) -> dict:
 
 
 def save(batch_dir: Path, batch: dict) -> Path:
-    batch["updated"] = _now()
-    return write_json_atomic(Path(batch_dir) / BATCH_FILE, batch)
+    batch["updated"] = iso_now()
+    path = write_json_atomic(Path(batch_dir) / BATCH_FILE, batch)
+    release(batch_dir)
+    return path
 
 
 def _file_of(path: Path | str) -> Path:

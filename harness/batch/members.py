@@ -1,6 +1,6 @@
 """A batch read back: every run it lists, with its state now, for `repro verify BATCH` and `repro report BATCH`.
 
-A run's own result.json is the truth (a Slurm run that ended without one is settled first, harness/settle.py);
+A run's own result.json is the truth (a Slurm run that ended without one is settled first, harness/run/settle.py);
 a run without one is shown as what it is: still queued or running, stopped before it finished, or never
 started (refused by its preflight, or not reached), never left out.
 """
@@ -11,7 +11,9 @@ from pathlib import Path
 
 from harness.batch.batchfile import is_batch, load_batch
 from harness.errors import ReproError
-from harness.record import RESULT_FILE, read_result
+from harness.run.folder import RESULT_FILE
+from harness.run.record import read_result
+from harness.run.settle import settle
 
 NOT_FINISHED, NOT_STARTED = "not finished", "not started"
 
@@ -51,8 +53,6 @@ class Member:
 
 
 def _member(batch_dir: Path, item: dict) -> Member:
-    from harness.settle import settle
-
     run_dir = (batch_dir / item["run_dir"]).resolve()
     member = Member(batch_dir, item.get("task", 0), item.get("reproduction"), item.get("protocol"), run_dir,
                     NOT_FINISHED, item.get("failure"))

@@ -1,27 +1,32 @@
 """Starting a batch: its runs one after another in this process's machine, or as one Slurm job array.
 
-Every run is a normal `repro eval` run (harness.runs.evaluate) in its own folder inside the batch folder, so each
+Every run is a normal `repro eval` run (harness.run.api.evaluate) in its own folder inside the batch folder, so each
 has its job.json, console.log and result.json like any other; the batch file lists them (batchfile.py).
 
 - Here (`--launcher none|torchrun`): one run after another. A run that fails, or whose preflight refuses it
   (no weights, no data), is recorded as such and the batch goes on; Ctrl-C stops the batch, the runs not
   reached stay listed as never started.
 - Slurm: every run is prepared first (preflight, run folder, job.json; one refusal and nothing is submitted),
-  then ONE sbatch script, written by harness/launch.py's builder, starts them as array tasks; each task finds its
+  then ONE sbatch script, written by harness/run/launch.py's builder, starts them as array tasks; each task finds its
   run folder by $SLURM_ARRAY_TASK_ID and ends with the same finalize step as a single Slurm run.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from harness import launch as launch_mod
 from harness import paths
 from harness.batch import batchfile
 from harness.batch.select import Entry
 from harness.errors import ReproError
-from harness.record import write_json_atomic
+from harness.fileio import write_json_atomic
+from harness.run import launch as launch_mod
+from harness.run.api import DryRunRefused, RunFailed, evaluate
+from harness.run.folder import CONSOLE_LOG, JOB_FILE, RESULT_FILE, SLURM_FILE
+from harness.run.job import read_job, write_job
+from harness.run.options import LaunchOptions
+from harness.run.record import read_result
+from harness.run.settle import settle
 
 
 def _eval_kwargs(entry: Entry, settings: dict) -> dict:
@@ -31,11 +36,10 @@ def _eval_kwargs(entry: Entry, settings: dict) -> dict:
     return dict(protocol=entry.protocol, checkpoint=entry.checkpoint, **given)
 
 
-def dry_run(entries: list[Entry], launch: launch_mod.LaunchOptions, settings: dict, batch_dir: Path | None,
+def dry_run(entries: list[Entry], launch: LaunchOptions, settings: dict, batch_dir: Path | None,
             say) -> dict:
-    """Print what the batch would do (each run's command and notes; for Slurm the array script); start nothing."""
-    from harness.runs import evaluate
-
+    """Print what the batch would do (each run's command and notes; for Slurm the array script); start nothing.
+    Raises DryRunRefused after printing everything when a run would be refused."""
     where = Path(batch_dir).expanduser().resolve() if batch_dir else \
         paths.runs_root() / "batches" / "<timestamp>"
     plan = batchfile.new_batch(entries, launch.launcher, "")
@@ -43,12 +47,17 @@ def dry_run(entries: list[Entry], launch: launch_mod.LaunchOptions, settings: di
     say(f"# dry run: a batch of {len(entries)} runs, {how}; nothing is started")
     say(f"# batch folder: {where}")
     run_dirs = []
+    refused: list[tuple[int, DryRunRefused]] = []
     for entry, item in zip(entries, plan["runs"]):
         run_dir = where / item["run_dir"]
         run_dirs.append(run_dir)
         quiet: list[str] = []
-        shown = evaluate(entry.reproduction, work_dir=run_dir, launch=launch, dry_run=True, echo=quiet.append,
-                         **_eval_kwargs(entry, settings))
+        try:
+            shown = evaluate(entry.reproduction, work_dir=run_dir, launch=launch, dry_run=True, echo=quiet.append,
+                             **_eval_kwargs(entry, settings))
+        except DryRunRefused as exc:
+            shown = exc.plan
+            refused.append((item["task"], exc))
         say(f"# run {item['task']}: {entry.reproduction} ({entry.protocol}) -> {run_dir}")
         say(f"#   as one command: {shown['job']['launch']['repro_command']}")
         for note in shown["notes"]:
@@ -61,6 +70,11 @@ def dry_run(entries: list[Entry], launch: launch_mod.LaunchOptions, settings: di
         say("# submitted with:")
         say(p.command)
         result.update(script=p.script, command=p.command)
+    if refused:
+        task, first = refused[0]
+        raise DryRunRefused(f"dry run: {len(refused)} of {len(entries)} runs would be refused; run {task}: "
+                            f"{first.message.removeprefix('dry run: the real run would be refused: ')}",
+                            first.fix, result)
     return result
 
 
@@ -68,11 +82,9 @@ def _job_name(batch_dir: Path) -> str:
     return f"repro-batch-{batch_dir.name}"
 
 
-def run_here(entries: list[Entry], launch: launch_mod.LaunchOptions, settings: dict, batch_dir, command: str,
+def run_here(entries: list[Entry], launch: LaunchOptions, settings: dict, batch_dir, command: str,
              say) -> tuple[Path, dict]:
     """Run every entry one after another; return (batch folder, batch file)."""
-    from harness.runs import RunFailed, evaluate
-
     folder = batchfile.claim_batch_dir(batch_dir)
     batch = batchfile.new_batch(entries, launch.launcher, command)
     batchfile.save(folder, batch)
@@ -102,11 +114,9 @@ def run_here(entries: list[Entry], launch: launch_mod.LaunchOptions, settings: d
     return folder, batch
 
 
-def submit_array(entries: list[Entry], launch: launch_mod.LaunchOptions, settings: dict, batch_dir, command: str,
+def submit_array(entries: list[Entry], launch: LaunchOptions, settings: dict, batch_dir, command: str,
                  say) -> tuple[Path, dict]:
     """Prepare every run, then submit them as one Slurm job array; return (batch folder, batch file)."""
-    from harness.runs import evaluate
-
     existed = batch_dir is not None and Path(batch_dir).expanduser().exists()
     folder = batchfile.claim_batch_dir(batch_dir)
     batch = batchfile.new_batch(entries, launch.launcher, command)
@@ -125,13 +135,13 @@ def submit_array(entries: list[Entry], launch: launch_mod.LaunchOptions, setting
             exc.message += " (nothing was submitted)"
         raise
     for item, run_dir in zip(batch["runs"], run_dirs):    # each run's job.json names the array that starts it
-        job_path = run_dir / launch_mod.JOB_FILE
-        job = json.loads(job_path.read_text())
-        job["launch"].update(command=p.command, array_task=item["task"], batch=str(folder))
-        write_json_atomic(job_path, job)
+        job_path = run_dir / JOB_FILE
+        job = read_job(job_path)
+        job.launch.command, job.launch.array_task, job.launch.batch = p.command, item["task"], str(folder)
+        write_job(job_path, job)
     batchfile.save(folder, batch)
     try:
-        job_id, _ = launch_mod.submit_slurm(p, folder / launch_mod.CONSOLE_LOG)
+        job_id, _ = launch_mod.submit_slurm(p, folder / CONSOLE_LOG)
     except launch_mod.SbatchRefused as exc:
         for item in batch["runs"]:
             item.update(state="not-started", failure=exc.message)
@@ -140,7 +150,7 @@ def submit_array(entries: list[Entry], launch: launch_mod.LaunchOptions, setting
     batch["slurm_job"] = job_id
     for item, run_dir in zip(batch["runs"], run_dirs):
         task_id = f"{job_id}_{item['task']}"
-        write_json_atomic(run_dir / launch_mod.SLURM_FILE, {"job_id": task_id, "array_job": job_id,
+        write_json_atomic(run_dir / SLURM_FILE, {"job_id": task_id, "array_job": job_id,
                                                             "array_task": item["task"],
                                                             "script": str(p.script_path), "submitted_with": p.command})
         item.update(state="submitted", slurm_job=task_id)
@@ -153,9 +163,6 @@ def submit_array(entries: list[Entry], launch: launch_mod.LaunchOptions, setting
 
 def _settle_all(folder: Path, batch: dict, run_dirs: list[Path]) -> None:
     """After `sbatch --wait`: every task's record, settled from Slurm's state where its last step never ran."""
-    from harness.record import RESULT_FILE, read_result
-    from harness.settle import settle
-
     for item, run_dir in zip(batch["runs"], run_dirs):
         try:
             settle(run_dir, wait_s=120)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 
 @cli.command("batch", epilog="""\b
@@ -60,7 +60,7 @@ def batch_cmd(ids, patterns, protocols, checkpoints, batch_dir, engine, precisio
     """
     from harness import console
     from harness.batch import select_entries, start
-    from harness.launch import LaunchOptions
+    from harness.run.options import LaunchOptions
 
     console.set_verbose(verbose)
     entries = select_entries(list(ids), list(patterns), list(protocols), list(checkpoints))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 
 @cli.command("demo", epilog="""\b

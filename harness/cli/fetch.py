@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 from harness.errors import ReproError
 
 PREPARE_EPILOG = """\b

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 
 @cli.command("list")

@@ -1,15 +1,15 @@
-"""`repro eval` and `repro train`: flags only; each command calls one function of harness.runs."""
+"""`repro eval` and `repro train`: flags only; each command calls one function of harness.run.api."""
 from __future__ import annotations
 
 import functools
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 
 
 def launch_options(func):
-    """The launch flags eval and train share; they become a harness.launch.LaunchOptions."""
+    """The launch flags eval and train share; they become a harness.run.options.LaunchOptions."""
     options = [
         click.option("--launcher", type=click.Choice(["none", "torchrun", "slurm"]), default="none",
                      help="none: one process; torchrun: --gpus processes per node; slurm: sbatch + srun"),
@@ -50,7 +50,7 @@ def launch_options(func):
     @functools.wraps(func)
     def wrapper(**kw):
         from harness import console
-        from harness.launch import LaunchOptions
+        from harness.run.options import LaunchOptions
         console.set_verbose(kw.pop("verbose"))
         kw["launch"] = LaunchOptions(
             launcher=kw.pop("launcher"), gpus=kw.pop("gpus"), nnodes=kw.pop("nnodes"), node_rank=kw.pop("node_rank"),
@@ -111,7 +111,7 @@ def eval_cmd(reproduction, protocol, checkpoint, engine, precision, show_dir, sh
       repro eval eva02_L_sz512 --launcher torchrun --gpus 8 --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --dry-run
       repro eval eva02_demo --checkpoint runs/eva02_demo/train/<timestamp> --launcher slurm --partition gpu
     """
-    from harness.runs import evaluate
+    from harness.run.api import evaluate
     _summary(evaluate(reproduction, protocol=protocol, checkpoint=checkpoint, data_root=data_root,
                       work_dir=work_dir, launch=launch, dry_run=dry_run, cfg_options=cfg_options, echo=click.echo,
                       device=device, engine=engine, precision=precision, overwrite=overwrite, show_dir=show_dir,
@@ -148,7 +148,7 @@ def train_cmd(reproduction, seed, deterministic, pretrained, resume, max_iters, 
       repro train eva02_L_sz512 --launcher torchrun --gpus 4 --accumulate 2
       repro train eva02_demo --max-iters 300 && repro train eva02_demo --resume
     """
-    from harness.runs import train
+    from harness.run.api import train
     _summary(train(reproduction, seed=seed, pretrained=pretrained, resume=resume, max_iters=max_iters,
                    accumulate=accumulate, allow_batch_mismatch=allow_batch_mismatch, samples_per_gpu=samples_per_gpu,
                    workers_per_gpu=workers_per_gpu, checkpoint_interval=checkpoint_interval,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import cli
+from harness.cli.group import cli
 from harness.console import printable
 
 TIER = click.Choice(["auto", "released", "retrain", "baseline"])
@@ -137,8 +137,10 @@ def compare_cmd(runs, out_dir, tier, expected_root):
     """Two or more runs side by side (models, protocols, seeds): a table here and compare.html.
 
     Each run is judged against its own expected values (published, or the harness baseline); the table shows
-    aAcc/mIoU/mAcc, the expected mIoU, the difference and the verdict. Exit 0 even when a run fails its check:
-    `repro verify` is the command that judges."""
+    aAcc/mIoU/mAcc, the expected mIoU, the difference and the verdict. Runs with per-image ledgers over the same
+    val images are then compared pairwise against the first: Δ aAcc/mIoU/mAcc with a paired bootstrap 95 %
+    interval, the classes and images that moved most (docs/ledger.md); other runs say why they are not paired.
+    Exit 0 even when a run fails its check: `repro verify` is the command that judges."""
     from harness.errors import ReproError
     from harness.report import build_pages, write_reports
     from harness.report.table import comparison_lines
@@ -150,6 +152,10 @@ def compare_cmd(runs, out_dir, tier, expected_root):
     tier = None if tier == "auto" else tier
     pages = build_pages(items, tier=tier, expected_root=expected_root)
     for line in comparison_lines(pages):
+        click.echo(line)
+    from harness.report.paired import compare_pairs
+    from harness.report.table import paired_lines
+    for line in paired_lines(compare_pairs(pages)):     # the ledgers' paired part (or why there is none)
         click.echo(line)
     write_reports(items, out_dir, compare=True, tier=tier, expected_root=expected_root, pages=pages)
     click.echo(printable(f"wrote {Path(out_dir) / 'compare.html'}"))

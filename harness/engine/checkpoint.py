@@ -5,7 +5,7 @@
   would run code on load is refused with a ReproError; nothing switches the safety off.
 - `load_seg_checkpoint`: a released (or our own) segmentation .pth into a segmentor, strictly: any missing or
   unexpected key except the recomputed rope tables is an error that lists them.
-- `load_pretrained`: an EVA-02 MIM .pt into the EVA2 backbone, reporting missing / unexpected / size-mismatched
+- `load_pretrained` (in harness/engine/eva2.py, beside its key mapping): an EVA-02 MIM .pt into the EVA2 backbone, reporting missing / unexpected / size-mismatched
   keys in mmcv's words, the same report as the authors' training log; keys outside the known sets are an error.
 """
 from __future__ import annotations
@@ -109,31 +109,12 @@ def _load_matching(model: torch.nn.Module, state_dict: dict, report: LoadReport)
     assert not result.unexpected_keys, result.unexpected_keys
 
 
-def load_pretrained(backbone: torch.nn.Module, filename, logger: logging.Logger | None = None) -> LoadReport:
-    """Load an EVA-02 MIM checkpoint into an EVA2 backbone (fp16 -> fp32, pos_embed resized); log and return
-    the report. Raises ReproError when a backbone weight other than fpn1/fpn2 is missing or has another shape
-    (a wrong or truncated file); unknown extra keys are ignored, as the authors' loader does, and named in the log."""
-    from harness.engine.eva2 import PRETRAINED_FRESH, PRETRAINED_UNUSED, checkpoint_filter_fn, is_rope_buffer
-    logger = logger or logging.getLogger('mmseg')
-    state_dict = checkpoint_filter_fn(safe_load(filename, map_location='cpu'), backbone)
-    report = compare(backbone, state_dict)
-    if report.text():
-        logger.warning(report.text())
-    # the authors' loader ignores keys it cannot use: do the same, but name any beyond the known MIM-only ones
-    unknown = [k for k in report.unexpected if not k.startswith(tuple(PRETRAINED_UNUSED))]
-    if unknown:
-        logger.warning(f'{filename}: keys not used by EVA2 beyond the known MIM-only ones '
-                       f'({", ".join(PRETRAINED_UNUSED)}): {", ".join(unknown)}')
-    # a backbone weight the file does not provide would silently stay random: that is an error
-    surprises = [f'{k} (missing)' for k in report.missing
-                 if not k.startswith(PRETRAINED_FRESH) and not is_rope_buffer(k)]
-    surprises += [f'{k} (shape {tuple(a)} vs {tuple(b)})' for k, a, b in report.size_mismatch if not is_rope_buffer(k)]
-    if surprises:
-        raise ReproError(f'{filename} does not fit the EVA2 backbone as an EVA-02 MIM checkpoint: '
-                         f'{", ".join(surprises)}',
-                         fix='pass the p14to16 MIM .pt of the same size (B or L) as model.backbone.pretrained')
-    _load_matching(backbone, state_dict, report)
-    return report
+# rotary position tables: recomputed by the model, never loaded from a checkpoint
+ROPE_BUFFERS = ('freqs_cos', 'freqs_sin')
+
+
+def is_rope_buffer(key: str) -> bool:
+    return key.split('.')[-1] in ROPE_BUFFERS and '.rope.' in f'.{key}'
 
 
 def _listing(keys: list, limit: int = 12) -> str:
@@ -144,7 +125,6 @@ def _listing(keys: list, limit: int = 12) -> str:
 def load_seg_checkpoint(model: torch.nn.Module, filename, map_location='cpu') -> dict:
     """Load a segmentation checkpoint strictly (rope tables excepted, they are recomputed); return its `meta`
     (empty dict when the file has none). Sets model.CLASSES / PALETTE from meta when present."""
-    from harness.engine.eva2 import is_rope_buffer
     checkpoint = safe_load(filename, map_location=map_location)
     state_dict = unwrap_state_dict(checkpoint)
     report = compare(model, state_dict)

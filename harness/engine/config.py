@@ -1,27 +1,11 @@
 """The mmcv Config a job runs: the reproduction's config with the job's data root, overrides and recipe changes.
 
-The device is the target's (job["device"], decided by harness.runs for the machines that will run the job), never
+The device is the target's (job["device"], decided by harness.run.api for the machines that will run the job), never
 the one of the process that builds the config: a dry run on a Slurm login node shows what the GPU nodes run.
 """
 from __future__ import annotations
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def target_device(requested: str, launcher: str, cuda_here: bool | None = None) -> str:
-    """cpu or cuda for a job: `auto` means the GPUs of the machines that run it. Slurm jobs run on the GPU nodes
-    (`cuda`); none/torchrun run here, so `auto` follows this machine's torch.cuda.is_available()."""
-    if requested not in DEVICES:
-        from harness.errors import ReproError
-        raise ReproError(f"unknown device '{requested}'", fix=f"use one of: {', '.join(DEVICES)}")
-    if requested != "auto":
-        return requested
-    if launcher == "slurm":
-        return "cuda"
-    if cuda_here is None:
-        import torch
-        cuda_here = torch.cuda.is_available()
-    return "cuda" if cuda_here else "cpu"
+from harness.run.options import DEVICES, target_device  # noqa: F401  (the one device resolver)
 
 
 def _set_data_root(node, root: str) -> None:

@@ -7,7 +7,7 @@ import os
 def init_distributed(launcher: str, device: str | None = None) -> dict:
     """Rank, world size and device from torchrun's (RANK/WORLD_SIZE/LOCAL_RANK) or Slurm's (SLURM_*) variables.
 
-    `device` is the job's (cpu or cuda, decided for the target by harness.runs); None means this process's torch
+    `device` is the job's (cpu or cuda, decided for the target by harness.run.api); None means this process's torch
     decides. A job for cuda on a process without a GPU fails here in one line instead of training on the CPU.
     """
     import torch

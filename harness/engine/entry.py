@@ -5,9 +5,9 @@
 Only `main` lives here: parse the job, set up distributed, call evaluate (harness/engine/evaluate.py) or train
 (harness/engine/train.py) on the config from harness/engine/config.py. It is the harness's equivalent of the authors' tools/test.py and tools/train.py, with our modules registered:
 apply the compatibility shims, set up torch.distributed from the launcher's environment (gloo on CPU, NCCL on
-GPUs), build the config from job.json (harness/runs.py writes it), then evaluate or train with mmseg's pieces.
+GPUs), build the config from job.json (harness/run/job.py defines it), then evaluate or train with mmseg's pieces.
 Rank 0 writes mmseg's eval JSON, the dumped config, the logs and engine.json (metrics, artifacts, timing), which
-harness.runs.finalize turns into result.json. On an exception each rank writes failure[.rankN].txt, one line.
+harness/run/finalize.py turns into result.json. On an exception each rank writes failure[.rankN].txt, one line.
 """
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ import sys
 import traceback
 from pathlib import Path
 
-ENGINE_FILE = "engine.json"
+from harness.fileio import write_json_atomic
+from harness.run.folder import ENGINE_FILE, failure_file
+from harness.run.job import read_job
+
 LOG_NAMES = {"eval": "eval.log", "train": "train.log"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from harness.engine.shims import local_rank_argument
     parser = argparse.ArgumentParser(prog="python -m harness.engine.entry", description=__doc__.splitlines()[0])
-    parser.add_argument("--job", required=True, type=Path, help="job.json written by harness.runs")
+    parser.add_argument("--job", required=True, type=Path, help="job.json written by harness.run.api")
     local_rank_argument(parser)
     return parser.parse_args(argv)
 
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from harness.engine.shims import export_local_rank
     export_local_rank(args.local_rank)
-    job = json.loads(args.job.read_text())
+    job = read_job(args.job).as_dict()
     run_dir = Path(job["run_dir"])
     rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
     try:
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_eval if job["kind"] == "eval" else run_train
         out = run(job, cfg, info, run_dir, logger)
         if rank == 0:
-            from harness.record import capture_environment, write_json_atomic
+            from harness.run.record import capture_environment
             out.setdefault("artifacts", {}).update(config="config.py", log=LOG_NAMES[job["kind"]])
             out["kind"] = job["kind"]
             out["environment"] = capture_environment()
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except BaseException as exc:  # noqa: BLE001  (one line for the record, the traceback for the console log)
         traceback.print_exc()
-        name = "failure.txt" if rank == 0 else f"failure.rank{rank}.txt"
+        name = failure_file(rank)
         message = getattr(exc, "one_line", None)
         line = message() if callable(message) else f"{type(exc).__name__}: {exc}"
         try:

@@ -32,6 +32,9 @@ import torch.nn.functional as F
 from mmcv.runner import BaseModule
 from mmseg.models.builder import BACKBONES
 
+from harness.engine.checkpoint import ROPE_BUFFERS, _load_matching, compare, is_rope_buffer, safe_load  # noqa: F401
+from harness.errors import ReproError
+
 __all__ = ['EVA2', 'checkpoint_filter_fn']
 
 
@@ -256,7 +259,6 @@ class EVA2(BaseModule):
             return
         if not isinstance(pretrained, str):
             raise TypeError(f'pretrained must be a path or None, got {type(pretrained).__name__}')
-        from harness.engine.checkpoint import load_pretrained
         load_pretrained(self, pretrained, logger=logging.getLogger('mmseg'))
         self._loaded_pretrained = pretrained
 
@@ -287,13 +289,6 @@ PRETRAINED_UNUSED = {
 }
 # Keys the seg backbone has and the MIM checkpoint lacks (the authors' load log lists exactly these as "missing").
 PRETRAINED_FRESH = ('fpn1.', 'fpn2.')
-ROPE_BUFFERS = ('freqs_cos', 'freqs_sin')
-
-
-def is_rope_buffer(key: str) -> bool:
-    return key.split('.')[-1] in ROPE_BUFFERS and '.rope.' in f'.{key}'
-
-
 def checkpoint_filter_fn(checkpoint, model: EVA2) -> dict:
     """Map a MIM checkpoint (EVA-02 pre-training .pt) onto `model`'s keys, without dropping anything.
 
@@ -329,3 +324,29 @@ def resize_pos_embed(pos_embed: torch.Tensor, new_grid: tuple[int, int]) -> torc
     grid_pos = grid_pos.float().reshape(1, old, old, C).permute(0, 3, 1, 2)
     grid_pos = F.interpolate(grid_pos, size=new_grid, mode='bicubic', align_corners=False)
     return torch.cat((cls_pos.float(), grid_pos.permute(0, 2, 3, 1).flatten(1, 2)), dim=1)
+
+
+def load_pretrained(backbone: torch.nn.Module, filename, logger: logging.Logger | None = None) -> LoadReport:
+    """Load an EVA-02 MIM checkpoint into an EVA2 backbone (fp16 -> fp32, pos_embed resized); log and return
+    the report. Raises ReproError when a backbone weight other than fpn1/fpn2 is missing or has another shape
+    (a wrong or truncated file); unknown extra keys are ignored, as the authors' loader does, and named in the log."""
+    logger = logger or logging.getLogger('mmseg')
+    state_dict = checkpoint_filter_fn(safe_load(filename, map_location='cpu'), backbone)
+    report = compare(backbone, state_dict)
+    if report.text():
+        logger.warning(report.text())
+    # the authors' loader ignores keys it cannot use: do the same, but name any beyond the known MIM-only ones
+    unknown = [k for k in report.unexpected if not k.startswith(tuple(PRETRAINED_UNUSED))]
+    if unknown:
+        logger.warning(f'{filename}: keys not used by EVA2 beyond the known MIM-only ones '
+                       f'({", ".join(PRETRAINED_UNUSED)}): {", ".join(unknown)}')
+    # a backbone weight the file does not provide would silently stay random: that is an error
+    surprises = [f'{k} (missing)' for k in report.missing
+                 if not k.startswith(PRETRAINED_FRESH) and not is_rope_buffer(k)]
+    surprises += [f'{k} (shape {tuple(a)} vs {tuple(b)})' for k, a, b in report.size_mismatch if not is_rope_buffer(k)]
+    if surprises:
+        raise ReproError(f'{filename} does not fit the EVA2 backbone as an EVA-02 MIM checkpoint: '
+                         f'{", ".join(surprises)}',
+                         fix='pass the p14to16 MIM .pt of the same size (B or L) as model.backbone.pretrained')
+    _load_matching(backbone, state_dict, report)
+    return report

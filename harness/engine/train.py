@@ -133,7 +133,7 @@ def run_train(job: dict, cfg, info: dict, run_dir: Path, logger) -> dict:
     artifacts = {"eval_json": out["eval_json"], "log_json": "train.log.json", "checkpoints": checkpoints,
                  "best_checkpoint": best, "final_checkpoint": final if (run_dir / final).exists() else None,
                  **out.get("pictures", {})}
-    from harness.preflight import file_sha256
+    from harness.fileio import file_sha256
     final_path = run_dir / final
     return {"metrics": out["metrics"], "per_class": out["per_class"], "artifacts": artifacts,
             "checkpoint": {"path": str(final_path), "sha256": file_sha256(final_path) if final_path.exists() else None,

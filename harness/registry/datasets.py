@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import ReproError
-from harness.paths import REPO_ROOT
+from harness import REPO_ROOT
 from harness.registry.lookup import pick
 
 METADATA = "dataset.toml"

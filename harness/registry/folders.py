@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 from harness.errors import ReproError
-from harness.paths import REPO_ROOT
+from harness import REPO_ROOT
 from harness.registry import datasets
 from harness.registry.lookup import pick
 from harness.registry.record import OUR_MODULES, Reproduction, Training, WeightsFile

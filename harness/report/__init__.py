@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import ReproError
-from harness.record import RESULT_FILE, read_result
-from harness.report import gallery, plots
+from harness.report import gallery, paired, plots
 from harness.report.files import Skipped, run_file
-from harness.settle import settle
+from harness.run.folder import RESULT_FILE
+from harness.run.record import read_result
+from harness.run.settle import settle
 from harness.verify import logs
 from harness.verify.compare import Verdict, load_run, verify_runs
 from harness.verify.expected import SUMMARY_METRICS, load_expected
@@ -247,7 +248,7 @@ def _render_run(env, page: RunPage, expected) -> str:
         command=(page.record.get("launch") or {}).get("command"),
         repro_command=(page.record.get("launch") or {}).get("repro_command"), escape=html.escape,
         overrides=describe_overrides(page.record), gallery=rows, skipped=page.notes + notes,
-        gallery_of=gallery.gallery_size(page.record, page.run_dir))
+        gallery_of=gallery.gallery_size(page.record, page.run_dir), intervals=paired.interval_section(page))
 
 
 def _compare_context(pages: list[RunPage], tier, expected_root, expected) -> dict:
@@ -301,6 +302,7 @@ def write_reports(paths, out_dir: Path, compare: bool = False, tier: str | None 
         (out_dir / page.file).write_text(_render_run(env, page, expected), encoding="utf-8")
     if compare:
         context = _compare_context(pages, tier, expected_root, expected)
+        context.update(paired.compare_section(pages))     # the ledgers' paired part (or why there is none)
         (out_dir / "compare.html").write_text(env.get_template("compare.html.j2").render(pages=pages, **context),
                                               encoding="utf-8")
     index = out_dir / "index.html"

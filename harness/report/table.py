@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from harness.console import printable
+from harness.ledger.runs import format_delta, signed
 from harness.verify.expected import SUMMARY_METRICS
 
 HEADER = ("run", *SUMMARY_METRICS, "expected mIoU", "Δ mIoU", "verdict")
@@ -27,3 +28,31 @@ def comparison_lines(pages) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
     return ["  ".join(cell.ljust(w) if i in (0, len(HEADER) - 1) else cell.rjust(w)
                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+
+
+def paired_lines(pairs) -> list[str]:
+    """The paired part of `repro compare` (harness.ledger.runs.Pair per run after the first): Δ with its paired
+    bootstrap interval, the classes and images that moved most; or why a run is not paired."""
+    if not pairs:
+        return []
+    lines = ["", "paired over the same val images, each run against the first (Δ = run − first, "
+                 "95 % paired bootstrap over images):"]
+    for pair in pairs:
+        lines.append(f"{pair.other}:")
+        if pair.paired is None:
+            lines.append(f"  not paired: {pair.why_not}")
+            continue
+        p = pair.paired
+        cells = [f"Δ {m} {format_delta(p.delta[m].value, p.delta[m].lo, p.delta[m].hi)}"
+                 f"{' excludes 0' if p.delta[m].excludes_zero else ''}" for m in p.delta]
+        lines.append(f"  {p.images} images, {p.resamples} resamples, seed {p.seed}: " + "; ".join(cells))
+        classes = pair.top_classes()
+        if classes:
+            lines.append("  classes: " + ", ".join(
+                f"{r['class']} {format_delta(r['delta'], r['lo'], r['hi'])}" for r in classes))
+        if pair.moved:
+            lines.append("  images moved most (Δ pixel acc., Δ image mIoU): " + ", ".join(
+                f"{m['image']} {signed(m['delta_acc'])} {signed(m['delta_miou'])}" for m in pair.moved[:5]))
+        else:
+            lines.append("  no image moved: the ledgers hold the same counts")
+    return [printable(line) for line in lines]      # run, class and image names come from files

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from harness.console import printable
 from harness.errors import ReproError
-from harness.record import RESULT_FILE, read_result
+from harness.ledger.runs import format_interval, run_intervals
+from harness.run.folder import RESULT_FILE
+from harness.run.record import read_result
 from harness.registry import datasets
 from harness.verify.consistency import check_consistency
 from harness.verify.expected import TIERS, Expected, load_expected, registry_baselines
@@ -178,14 +180,15 @@ class Verdict:
         if head is None:
             text = f"{run.name}: no mIoU check"
         elif head.status in ("no-expected", "regenerated"):
-            text = f"{run.name}: mIoU {_f(head.obtained)}, no baseline value yet"
+            text = f"{run.name}: mIoU {with_interval(run, head.obtained)}, no baseline value yet"
         elif head.status in ("missing", "not-finite"):
             text = f"{run.name}: mIoU {head.status}"
         elif head.tolerance is None:
-            text = f"{run.name}: mIoU {_f(head.obtained)} vs {_f(head.expected)} {head.label}, judged over the runs"
+            text = f"{run.name}: mIoU {with_interval(run, head.obtained)} vs {_f(head.expected)} {head.label}, judged over the runs"
         else:
             where = "within" if head.passed else f"|Δ| {_delta(head.delta, head.tolerance)} outside"
-            text = f"{run.name}: mIoU {_f(head.obtained)} vs {_f(head.expected)} {head.label}, {where} ±{head.tolerance:.2f}"
+            text = (f"{run.name}: mIoU {with_interval(run, head.obtained)} vs {_f(head.expected)} {head.label}, "
+                    f"{where} ±{head.tolerance:.2f}")
         context = f"; tier {run.tier} ({run.why}); overrides: {describe_overrides(run.record)}"
         failed = [c.key for c in checks if not c.passed]
         status = next((c for c in checks if c.metric == "status" and c.group == "metrics"), None)
@@ -210,6 +213,14 @@ def _f(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def with_interval(run: Run, value: float | None, metric: str = "mIoU") -> str:
+    """The obtained value with the bootstrap 95 % interval over val images when the run has a ledger:
+    '59.77 [59.1, 60.4]' (docs/ledger.md); the value alone otherwise. The interval informs; the bands decide."""
+    if value is None or not math.isfinite(value):
+        return _f(value)
+    return format_interval(value, (run_intervals(run.path.parent, run.record) or {}).get(metric))
+
+
 def _delta(delta: float | None, tolerance: float | None) -> str:
     if delta is None:
         return "—"
@@ -223,7 +234,7 @@ def load_run(path: Path | str, tier: str | None = None, expected_root: Path | No
     """Read a run directory or result.json; refuse empty files and records without metrics (ReproError)."""
     path = Path(path)
     file = path / RESULT_FILE if path.is_dir() else path
-    from harness.settle import settle
+    from harness.run.settle import settle
     settle(file.parent)        # a Slurm job that ended without its record (time limit, cancelled) gets it now
     if file.is_file() and file.stat().st_size == 0:
         raise ReproError(f"{file} is empty", fix="re-run the command that writes it, or `repro import` the source file")

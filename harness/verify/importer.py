@@ -28,10 +28,11 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import ReproError
-from harness.paths import new_run_dir
+from harness import paths
 from harness.fileio import file_sha256
-from harness.record import RESULT_FILE, SCHEMA, write_result
 from harness.recordcheck import check_number, check_result
+from harness.run.claim import claim_default, claim_new, release
+from harness.run.record import SCHEMA, write_result
 from harness.registry import datasets
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
@@ -272,21 +273,22 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
                   "status": "succeeded", "metrics": source["metrics"], "per_class": source["per_class"],  # every
                   "curves": source["curves"], "checkpoint": named}, str(path))                             # reader
 
-    if out_dir is None:
-        run_dir = new_run_dir(reproduction, protocol)
+    if out_dir is None:      # claimed as every run folder is (harness/run/claim.py): new or empty, written once
+        run_dir = claim_default(paths.runs_root() / reproduction / protocol).path
     else:
-        run_dir = Path(out_dir).resolve()
-        if (run_dir / RESULT_FILE).exists():
-            raise ReproError(f"{run_dir} already holds a {RESULT_FILE}", fix="choose another -o or remove that directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = claim_new(out_dir, "-o")
     artifacts = {}
+    (run_dir / "imported").mkdir()       # a fresh folder of its own: nothing outside the run folder is written
     for key, file in source["files"].items():
         target = run_dir / "imported" / file.name
-        target.parent.mkdir(exist_ok=True)
         shutil.copy2(file, target)
         artifacts[key] = str(target.relative_to(run_dir))
 
     command = ["repro", "import", str(path), "--reproduction", reproduction, "--protocol", protocol]
+    if checkpoint is not None:
+        command += ["--checkpoint", named["path"]]
+    elif checkpoint_sha256 is not None:
+        command += ["--checkpoint-sha256", named["sha256"]]
     source_sha = _sha256(path)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
@@ -299,7 +301,7 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         "checkpoint": named or _imported_checkpoint(path, source_sha, reproduction, protocol, expected_root),
         "overrides": {},
         "dataset": {"name": IMPORTED, "split": datasets.get(IMPORTED).val_split, "root": None, "num_images": None, "manifest_sha256": None},
-        "launch": {"launcher": None, "nnodes": None, "gpus_per_node": None, "world_size": None, "samples_per_gpu": None,
+        "launch": {"launcher": None, "nnodes": None, "gpus": None, "world_size": None, "samples_per_gpu": None,
                    "accumulate": None, "total_batch": None, "command": shlex.join(command)},
         "environment": _environment(source["environment"]),
         "seed": source["seed"],
@@ -313,4 +315,5 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
     if not source["metrics"]:
         record["note"] = "the log holds no evaluation: training curves only, nothing to verify"
     write_result(run_dir, record)
+    release(run_dir)
     return run_dir

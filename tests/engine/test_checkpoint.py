@@ -43,7 +43,7 @@ def authors_report() -> str:
 
 
 def test_pretrained_b_report_equals_the_authors_log(b_segmentor, tmp_path, caplog):
-    from harness.engine.checkpoint import load_pretrained
+    from harness.engine.eva2 import load_pretrained
     _, model = b_segmentor
     backbone = model.backbone
     ckpt = fake_mim_checkpoint(backbone)

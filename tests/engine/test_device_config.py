@@ -76,7 +76,7 @@ def test_dry_run_on_a_login_node_prints_the_gpu_nodes_config(tmp_path):
 
 
 def test_batch_mismatch_is_still_an_error_outside_a_dry_run(tmp_path):
-    from harness.runs import train
+    from harness.run.api import train
     with pytest.raises(ReproError, match="differs from the published 16"):
         train("eva02_L_sz512", launch=None, work_dir=tmp_path / "w", device="cpu", echo=False)
     assert not (tmp_path / "w").exists()

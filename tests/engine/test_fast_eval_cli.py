@@ -21,7 +21,7 @@ WORKERS = "--cfg-options=data.workers_per_gpu=1"
 def demo_run(tmp_path_factory):
     """Synthetic data (8 train / 4 val) and a 20-step demo checkpoint: enough for a model whose maps vary."""
     from harness.fetch.synthetic import generate
-    from harness.runs import train
+    from harness.run.api import train
     root = generate(tmp_path_factory.mktemp("data") / "ADEChallengeData2016", num_train=8, num_val=4, seed=0)
     rec = train(DEMO, max_iters=20, samples_per_gpu=4, checkpoint_interval=20, eval_interval=1000, data_root=root,
                 work_dir=tmp_path_factory.mktemp("train") / "run", cfg_options=["data.workers_per_gpu=1"], echo=False)
@@ -70,7 +70,7 @@ def test_fast_engine_is_the_default_and_shards_like_stock_under_torchrun(demo_ru
 
 def test_unknown_engine_or_precision_is_one_line_before_any_run_directory(tmp_path):
     from harness.errors import ReproError
-    from harness.runs import evaluate
+    from harness.run.api import evaluate
     for kwargs, word in (({"engine": "turbo"}, "turbo"), ({"precision": "fp8"}, "fp8")):
         with pytest.raises(ReproError, match=word) as err:
             evaluate(DEMO, work_dir=tmp_path / "w", echo=False, **kwargs)

@@ -30,7 +30,7 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def _train(device: str, data_root: Path, work: Path) -> dict:
-    from harness.runs import train
+    from harness.run.api import train
     return train(DEMO, max_iters=STEPS, samples_per_gpu=2, accumulate=ACCUMULATE, checkpoint_interval=STEPS,
                  eval_interval=1000, data_root=data_root, work_dir=work, cfg_options=FAST, echo=False, device=device)
 
@@ -65,7 +65,7 @@ def test_amp_training_with_accumulation(amp_run, data_root, tmp_path):
 
 def _engine(name: str) -> dict:
     """evaluate()'s engine argument where the fast loop (issue #12) exists; the stock loop is the only one before."""
-    from harness.runs import evaluate
+    from harness.run.api import evaluate
     if "engine" in inspect.signature(evaluate).parameters:
         return {"engine": name}
     if name != "stock":
@@ -74,8 +74,8 @@ def _engine(name: str) -> dict:
 
 
 def _eval(amp_run: dict, data_root: Path, work: Path, engine: str, gpus: int = 0) -> dict:
-    from harness.launch import LaunchOptions
-    from harness.runs import evaluate
+    from harness.run.options import LaunchOptions
+    from harness.run.api import evaluate
     ckpt = Path(amp_run["_run_dir"]) / amp_run["artifacts"]["final_checkpoint"]
     launch = LaunchOptions("torchrun", gpus=gpus) if gpus else None
     return evaluate(DEMO, checkpoint=ckpt, data_root=data_root, work_dir=work, cfg_options=FAST, echo=False,

@@ -234,7 +234,7 @@ def test_a_verified_checkpoint_is_not_hashed_again(tiny, server):
     import io
     import zipfile
 
-    from harness import preflight
+    from harness.run import preflight
 
     buf = io.BytesIO()                              # a torch-format checkpoint: a zip with a data.pkl record
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:

@@ -2,7 +2,7 @@
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.record import read_result
+from harness.run.record import read_result
 from harness.verify.importer import import_result
 
 

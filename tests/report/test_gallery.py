@@ -21,7 +21,7 @@ def evaluated(tmp_path_factory):
     """A 2-step demo training run, then `repro eval` of its checkpoint with --show-dir --show-limit 3."""
     pytest.importorskip("mmseg.apis")
     from harness.fetch.synthetic import generate
-    from harness.runs import evaluate, train
+    from harness.run.api import evaluate, train
 
     base = tmp_path_factory.mktemp("gallery")
     data = generate(base / "data" / "ADEChallengeData2016", num_train=8, num_val=VAL_IMAGES, seed=0)

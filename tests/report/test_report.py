@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.record import read_result, write_result
+from harness.run.record import read_result, write_result
 from harness.verify.importer import import_result
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,7 +36,7 @@ def train_run(eva02, tmp_path) -> Path:
     write_result(run_dir, {
         "reproduction": "eva02_B_sz512", "protocol": "ss", "kind": "train", "status": "succeeded", "seed": 0,
         "metrics": {k: metric[k] * 100 for k in ("aAcc", "mIoU", "mAcc")}, "per_class": per_class,
-        "launch": {"launcher": "torchrun", "nnodes": 1, "gpus_per_node": 4, "world_size": 4, "samples_per_gpu": 8,
+        "launch": {"launcher": "torchrun", "nnodes": 1, "gpus": 4, "world_size": 4, "samples_per_gpu": 8,
                    "accumulate": 1, "total_batch": 32, "command": "repro train eva02_B_sz512 --gpus 4 --seed 0"},
         "environment": {"python": "3.11.7", "torch": "2.1.2", "mmcv": "1.7.2", "mmseg": "0.29.1"},
         "artifacts": {"log": "work/run.log", "log_json": "work/run.log.json"},

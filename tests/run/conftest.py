@@ -29,3 +29,16 @@ def repro():
         return result
     return invoke
 
+
+
+def make_job(**fields) -> dict:
+    """A job.json as `repro` writes it (every required field, checked against harness.run.job.Job), with `fields`
+    changed; `launch` is merged into a one-process launch."""
+    from harness.run.job import job_from_dict
+    launch = {"launcher": "none", "gpus": 1, "nnodes": 1, "node_rank": 0, "world_size": 1, **fields.pop("launch", {})}
+    job = {"kind": "eval", "reproduction": "eva02_demo", "protocol": "ss", "config": "config.py", "run_dir": "/run",
+           "device": "cpu", "launch": launch, "dataset": {"name": "ade20k-synthetic"}, "data_root": "/data",
+           "started": "2026-12-06T07:00:00+00:00", "cfg_options": {}, "checkpoint": None, "samples_per_gpu": 1,
+           "seed": None, **fields}
+    job_from_dict(job)
+    return job

@@ -17,8 +17,8 @@ pytest.importorskip("mmseg.apis")
 
 from demo_runs import train_demo_briefly  # noqa: E402
 
-from harness.record import read_result  # noqa: E402
-from harness.runs import evaluate  # noqa: E402
+from harness.run.record import read_result  # noqa: E402
+from harness.run.api import evaluate  # noqa: E402
 
 DEMO = "eva02_demo"
 B0_ID = "mmseg/segformer_mit-b0_512x512_160k_ade20k"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ReproError
-from harness.launch import LaunchOptions, plan
+from harness.run.launch import plan
+from harness.run.options import LaunchOptions
 
 JOB = Path("/runs/x/job.json")
 RUN = Path("/runs/x")
@@ -46,7 +47,7 @@ def test_slurm_script_has_one_task_per_gpu_and_finalizes():
                      "#SBATCH --time=02:00:00", "#SBATCH --exclusive", "export MASTER_PORT=29500",
                      'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
                      f"srun --kill-on-bad-exit=1 --mpi=none {shlex.quote(sys.executable)} -u {ENTRY}",
-                     f'{shlex.quote(sys.executable)} -m harness.launch finalize --run-dir {RUN} --rc "$rc"'):
+                     f'{shlex.quote(sys.executable)} -m harness.run.finalize --run-dir {RUN} --rc "$rc"'):
         assert expected in lines, expected
 
 
@@ -101,15 +102,16 @@ def test_an_unbalanced_quote_in_an_sbatch_arg_is_one_line():
 
 def _run_dir(tmp_path: Path, **launch) -> Path:
     import json
+
+    from run.conftest import make_job
     run = tmp_path / "run"
     run.mkdir()
-    (run / "job.json").write_text(json.dumps({"kind": "eval", "reproduction": "eva02_demo", "protocol": "ss",
-                                              "launch": {"launcher": "torchrun", "world_size": 12, **launch}}))
+    (run / "job.json").write_text(json.dumps(make_job(launch={"launcher": "torchrun", "world_size": 12, **launch})))
     return run
 
 
 def test_the_reason_is_rank_0s_first_then_the_others_by_rank(tmp_path):
-    from harness.runs import finalize
+    from harness.run.finalize import finalize
     run = _run_dir(tmp_path)
     (run / "failure.rank1.txt").write_text("RuntimeError: [gloo] Connection closed by peer\n")
     (run / "failure.rank10.txt").write_text("RuntimeError: [gloo] timed out\n")
@@ -124,8 +126,8 @@ def test_a_node_other_than_0_never_writes_the_record(tmp_path):
     """Node 1's settings are job.node1.json; it reports its outcome and leaves result.json to node 0."""
     import json
 
-    from harness.launch import job_file
-    from harness.runs import finalize
+    from harness.run.folder import job_file
+    from harness.run.finalize import finalize
     run = _run_dir(tmp_path)
     assert job_file(0) == "job.json" and job_file(1) == "job.node1.json"
     (run / job_file(1)).write_text(json.dumps({"kind": "eval", "reproduction": "eva02_demo",
@@ -149,7 +151,7 @@ def test_two_torchrun_nodes_sharing_a_work_dir_write_one_record(tmp_path):
 
     pytest.importorskip("mmseg.apis")
     from harness.fetch.synthetic import generate
-    from harness.record import read_result
+    from harness.run.record import read_result
 
     data = generate(tmp_path / "data" / "ADEChallengeData2016", num_train=16, num_val=8, seed=0)
     work = tmp_path / "shared"

@@ -17,9 +17,9 @@ from harness import paths
 
 pytest.importorskip("mmseg.apis")
 
-from harness.launch import LaunchOptions
-from harness.record import read_result
-from harness.runs import evaluate, train
+from harness.run.options import LaunchOptions
+from harness.run.record import read_result
+from harness.run.api import evaluate, train
 
 DEMO = "eva02_demo"
 FAST = ["data.workers_per_gpu=1"]
@@ -145,7 +145,7 @@ def test_dry_run_torchrun_two_nodes(repro, tmp_path):
     work = tmp_path / "w"
     result = repro("eval", "eva02_L_sz512", "--launcher", "torchrun", "--gpus", "8", "--nnodes", "2",
                    "--node-rank", "1", "--master-addr", "10.0.0.1", "--work-dir", work, "--dry-run")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output          # no weights, no data here: the plan, then the refusal
     lines = result.stdout.splitlines()
     py = shlex.quote(sys.executable)
     assert (f"{py} -m torch.distributed.run --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29500 "
@@ -153,7 +153,8 @@ def test_dry_run_torchrun_two_nodes(repro, tmp_path):
     assert "# resolved config:" in lines
     assert any("crop_size=(512, 512)" in ln for ln in lines)           # the config is printed
     notes = [ln for ln in lines if ln.startswith("# note: ")]
-    assert any("repro download eva02_L_sz512" in n for n in notes)      # missing weights: a note, not an error
+    assert any("repro download eva02_L_sz512" in n for n in notes)      # missing weights: a note, and exit 2
+    assert result.stderr.startswith("error: dry run: the real run would be refused: weights of eva02_L_sz512")
     assert any("repro prepare ade20k" in n for n in notes)
     assert not work.exists()                                             # nothing written, nothing started
 
@@ -162,7 +163,7 @@ def test_dry_run_slurm(repro, tmp_path):
     work = tmp_path / "w"
     result = repro("eval", "eva02_L_sz512", "--launcher", "slurm", "--gpus", "8", "--nnodes", "2", "--partition",
                    "gpu", "--time", "04:00:00", "--work-dir", work, "--dry-run")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output          # no weights, no data here: the plan, then the refusal
     lines = result.stdout.splitlines()
     py = shlex.quote(sys.executable)
     assert f"sbatch --parsable {work / 'job.sbatch'}" in lines
@@ -172,7 +173,7 @@ def test_dry_run_slurm(repro, tmp_path):
         "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=5",
         f"#SBATCH --output={work / 'slurm-%j.out'}", "#SBATCH --partition=gpu", "#SBATCH --time=04:00:00"]
     assert f"srun --kill-on-bad-exit=1 {py} -u -m harness.engine.entry --job {work / 'job.json'}" in lines
-    assert f'{py} -m harness.launch finalize --run-dir {work} --rc "$rc"' in lines
+    assert f'{py} -m harness.run.finalize --run-dir {work} --rc "$rc"' in lines
     assert not work.exists()
 
 
@@ -201,7 +202,7 @@ def test_finalize_as_the_sbatch_script_calls_it(tmp_path, rc, reason):
     (work / "job.json").write_text(json.dumps({"kind": "eval", "reproduction": DEMO, "protocol": "ss",
                                                "launch": {"launcher": "slurm", "world_size": 16}}))
     (work / "console.log").write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
-    out = subprocess.run([sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(work), "--rc", str(rc)],
+    out = subprocess.run([sys.executable, "-m", "harness.run.finalize", "--run-dir", str(work), "--rc", str(rc)],
                          check=False, capture_output=True, text=True)
     assert out.returncode == 1 and out.stdout.startswith("failed: ")
     rec = read_result(work)
@@ -213,7 +214,7 @@ def test_dry_run_train_with_accumulation(repro, tmp_path):
     """4 GPUs x 2 images x accumulate 2 = the published 16; runner iterations count micro-batches."""
     result = repro("train", "eva02_L_sz512", "--launcher", "torchrun", "--gpus", "4", "--accumulate", "2",
                    "--work-dir", tmp_path / "w", "--dry-run")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output          # no pretrained weights, no data here
     text = result.stdout
     assert "runner = dict(type='IterBasedRunner', max_iters=160000)" in text
     assert "cumulative_iters=2" in text and "warmup_iters=3000" in text

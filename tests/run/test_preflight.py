@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ReproError
-from harness.preflight import check_batch, check_checkpoint_file
+from harness.run.preflight import check_batch, check_checkpoint_file
 from harness.registry import get
 
 
@@ -92,8 +92,8 @@ def test_train_refuses_a_batch_mismatch_before_anything_runs(repro, synthetic_ro
 def test_checkpoint_may_be_a_train_run_directory(tmp_path):
     import torch
 
-    from harness.preflight import Notes, resolve_checkpoint
-    from harness.record import write_result
+    from harness.run.preflight import Notes, resolve_checkpoint
+    from harness.run.record import write_result
     run = tmp_path / "train"
     run.mkdir()
     torch.save({"state_dict": {}}, run / "best_mIoU_iter_8.pth")

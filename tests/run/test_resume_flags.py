@@ -1,4 +1,4 @@
-"""--resume merges the flags given again with the interrupted job's own settings (harness/resume.py), and picks only
+"""--resume merges the flags given again with the interrupted job's own settings (harness/run/resume.py), and picks only
 unfinished runs: the rules on job.json files as `repro train` writes them, without starting the engine."""
 from __future__ import annotations
 
@@ -8,33 +8,37 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ReproError
-from harness.launch import LaunchOptions
-from harness.resume import latest_unfinished, recorded_settings, resumable
+from harness.run.job import job_from_dict
+from harness.run.options import LaunchOptions
+from harness.run.resume import TrainSettings, latest_unfinished, recorded_settings, resumable
+from run.conftest import make_job
 
 DEMO = "eva02_demo"
 
 
 def _job(data_root: Path, **launch) -> dict:
-    return {"kind": "train", "reproduction": DEMO, "protocol": "ss", "seed": 0, "max_iters": 12, "accumulate": 1,
-            "samples_per_gpu": 2, "workers_per_gpu": None, "checkpoint_interval": 2, "eval_interval": None,
-            "deterministic": False, "data_root": str(data_root), "pretrained": None, "cfg_options": {},
-            "batch": {"total_batch": 4, "allow_batch_mismatch": False},
-            "launch": LaunchOptions(**({"launcher": "torchrun", "gpus": 2} | launch)).record()}
+    return make_job(kind="train", seed=0, max_iters=12, accumulate=1, samples_per_gpu=2, workers_per_gpu=None,
+                    checkpoint_interval=2, eval_interval=None, deterministic=False, data_root=str(data_root),
+                    pretrained=None, cfg_options={}, batch={"total_batch": 4, "allow_batch_mismatch": False},
+                    launch=LaunchOptions(**({"launcher": "torchrun", "gpus": 2} | launch)).record())
+
+
+def _settings(recorded_root: Path, **given) -> TrainSettings:
+    return recorded_settings(job_from_dict(_job(recorded_root)), TrainSettings(**given))
 
 
 def test_nothing_given_means_the_recorded_settings(tmp_path):
-    settings = recorded_settings(_job(tmp_path), {"launch": LaunchOptions()})
-    assert settings["max_iters"] == 12 and settings["data_root"] == str(tmp_path) and settings["seed"] == 0
-    assert settings["launch"].launcher == "torchrun" and settings["launch"].world_size == 2
+    settings = _settings(tmp_path)
+    assert settings.max_iters == 12 and settings.data_root == str(tmp_path) and settings.seed == 0
+    assert settings.launch.launcher == "torchrun" and settings.launch.world_size == 2
 
 
 def test_the_same_values_given_again_agree(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)
-    given = {"max_iters": 12, "samples_per_gpu": 2, "data_root": tmp_path.name,      # a relative spelling
-             "launch": LaunchOptions("torchrun", gpus=2, partition="other")}
-    settings = recorded_settings(_job(tmp_path), given)
-    assert settings["launch"].partition == "other"                  # where it runs may change
-    assert settings["launch"].gpus == 2
+    settings = _settings(tmp_path, max_iters=12, samples_per_gpu=2, data_root=tmp_path.name,   # a relative spelling
+                         launch=LaunchOptions("torchrun", gpus=2, partition="other"))
+    assert settings.launch.partition == "other"                  # where it runs may change
+    assert settings.launch.gpus == 2
 
 
 @pytest.mark.parametrize("given, flag", [({"samples_per_gpu": 4}, "--samples-per-gpu"),
@@ -43,7 +47,7 @@ def test_the_same_values_given_again_agree(tmp_path, monkeypatch):
                                          ({"launch": LaunchOptions("torchrun", gpus=4)}, "--gpus")])
 def test_a_flag_that_disagrees_is_named(tmp_path, given, flag):
     with pytest.raises(ReproError) as err:
-        recorded_settings(_job(tmp_path), given)
+        _settings(tmp_path, **given)
     assert err.value.message.startswith(f"{flag} ") and "interrupted run's" in err.value.message
 
 

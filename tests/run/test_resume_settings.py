@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("mmseg.apis")
 
-from harness import paths
 from harness.engine.train import find_resume_checkpoint
 from harness.errors import ReproError
-from harness.record import read_result
-from harness.runs import train
+from harness.run.claim import new_run_dir
+from harness.run.record import read_result
+from harness.run.api import train
 
 DEMO = "eva02_demo"
 FAST = "data.workers_per_gpu=1"
@@ -57,7 +57,7 @@ def interrupted(runs, synthetic_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def finished(interrupted, runs, synthetic_root) -> Path:
     """A completed run of the same reproduction, newer than the interrupted one."""
-    work = paths.new_run_dir(DEMO, "train", root=runs)
+    work = new_run_dir(DEMO, "train", root=runs)
     rec = train(DEMO, max_iters=1, checkpoint_interval=1, eval_interval=1000, data_root=synthetic_root,
                 work_dir=work, cfg_options=[FAST], echo=False)
     assert rec["status"] == "succeeded"

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import rundir
 from harness.errors import ReproError
+from harness.run.claim import plan_claim
+from harness.run.job import job_from_dict
+from run.conftest import make_job
 
 DEMO = "eva02_demo"
 FAST = "data.workers_per_gpu=1"
@@ -28,7 +30,7 @@ def _error(result) -> str:
 def checkpoint(synthetic_root, tmp_path_factory) -> Path:
     """One optimizer step of the demo recipe: a real checkpoint of the demo model, inside its train run."""
     pytest.importorskip("mmseg.apis")
-    from harness.runs import train
+    from harness.run.api import train
     rec = train(DEMO, max_iters=1, checkpoint_interval=1, eval_interval=1000, data_root=synthetic_root,
                 work_dir=tmp_path_factory.mktemp("train") / "run", cfg_options=[FAST], echo=False)
     return Path(rec["_run_dir"]) / "iter_1.pth"
@@ -105,8 +107,7 @@ def _record_dir(parent: Path) -> Path:
     """A run directory as `repro eval` leaves it: job.json, result.json, logs."""
     work = parent / "W"
     work.mkdir()
-    job = {"kind": "eval", "reproduction": DEMO, "protocol": "ss", "launch": {"launcher": "none", "nnodes": 1}}
-    (work / "job.json").write_text(json.dumps(job))
+    (work / "job.json").write_text(json.dumps(make_job()))
     (work / "result.json").write_text(json.dumps({"schema": "repro.result/1", "kind": "eval", "reproduction": DEMO,
                                                   "protocol": "ss", "status": "succeeded",
                                                   "metrics": {"mIoU": 31.87}}))
@@ -119,7 +120,7 @@ def test_dry_run_says_what_would_happen_to_a_used_work_dir(repro, tmp_path):
     work = _record_dir(tmp_path)
     before = _snapshot(work)
     plain = repro("eval", "eva02_L_sz512", "--work-dir", work, "--dry-run")
-    assert plain.exit_code == 0, plain.output
+    assert plain.exit_code == 2, plain.output          # the real run would be refused: no weights, and this folder
     notes = [ln for ln in plain.stdout.splitlines() if ln.startswith("# note: ")]
     assert any(f"--work-dir {work} already holds a run record (eval {DEMO} ss, succeeded, mIoU 31.87)" in n
                for n in notes), notes
@@ -130,29 +131,30 @@ def test_dry_run_says_what_would_happen_to_a_used_work_dir(repro, tmp_path):
 
 
 def test_claims_decide_before_anything_is_written(tmp_path):
-    job = {"kind": "eval", "reproduction": DEMO, "protocol": "ss", "launch": {"launcher": "none", "nnodes": 1}}
-    assert rundir.plan_claim(tmp_path / "new", False, job).action == "create"
+    job = job_from_dict(make_job())
+    assert plan_claim(tmp_path / "new", False, job).action == "create"
     assert not (tmp_path / "new").exists()
     (tmp_path / "empty").mkdir()
-    assert rundir.plan_claim(tmp_path / "empty", False, job).action == "use"
+    assert plan_claim(tmp_path / "empty", False, job).action == "use"
     work = _record_dir(tmp_path)
-    claim = rundir.plan_claim(work, True, job)
+    claim = plan_claim(work, True, job)
     assert claim.action == "move-aside" and (work / "result.json").exists()
     moved = claim.apply()
-    assert moved.name.startswith("W.old-") and (moved / "result.json").exists() and list(work.iterdir()) == []
+    assert moved.name.startswith("W.old-") and (moved / "result.json").exists()
+    assert [p.name for p in work.iterdir()] == [".claim"]          # claimed until its job.json is written
 
 
 def test_a_node_of_a_multi_node_run_joins_the_run_directory_node_0_started(tmp_path):
     """torchrun on several nodes with a shared --work-dir: every node runs the same command into one folder."""
     launch = {"launcher": "torchrun", "nnodes": 2, "gpus": 1, "master_addr": "10.0.0.1", "master_port": 29500}
-    node0 = {"kind": "eval", "reproduction": DEMO, "protocol": "ss", "launch": dict(launch, node_rank=0)}
+    node0 = make_job(launch=dict(launch, node_rank=0))
     work = tmp_path / "W"
     work.mkdir()
     (work / "job.json").write_text(json.dumps(node0))
-    node1 = dict(node0, launch=dict(launch, node_rank=1))
-    assert rundir.plan_claim(work, False, node1).action == "join"
+    node1 = dict(node0, launch=dict(node0["launch"], node_rank=1))
+    assert plan_claim(work, False, job_from_dict(node1)).action == "join"
     # a single-node run, or another multi-node job, does not join it
     with pytest.raises(ReproError, match="an unfinished eval run"):
-        rundir.plan_claim(work, False, dict(node1, launch=dict(launch, nnodes=1)))
+        plan_claim(work, False, job_from_dict(dict(node1, launch=dict(node1["launch"], nnodes=1))))
     with pytest.raises(ReproError, match="already holds"):
-        rundir.plan_claim(work, False, dict(node1, launch=dict(launch, master_port=29501)))
+        plan_claim(work, False, job_from_dict(dict(node1, launch=dict(node1["launch"], master_port=29501))))

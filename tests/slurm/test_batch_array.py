@@ -11,7 +11,7 @@ pytest.importorskip("mmseg.apis")
 
 from demo_runs import train_demo_briefly  # noqa: E402
 
-from harness.record import read_result  # noqa: E402
+from harness.run.record import read_result  # noqa: E402
 
 from .test_slurm import DEMO, FAST, repro, wait_until_ended  # noqa: E402
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.launch import LaunchOptions, plan
-from harness.settle import parse_scontrol
+from harness.run.launch import plan
+from harness.run.options import LaunchOptions
+from harness.run.settle import parse_scontrol
 
 pytestmark = pytest.mark.slurm
 

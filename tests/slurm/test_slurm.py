@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("mmseg.apis")
 
-from harness.record import read_result  # noqa: E402
+from harness.run.record import read_result  # noqa: E402
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.record import write_result
+from harness.run.record import write_result
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,3 +120,18 @@ def make_record(tmp_path):
         write_result(run_dir, record)
         return run_dir
     return make
+
+
+def hand_edited(run_dir: Path, **fields) -> Path:
+    """A copy of RUN_DIR whose result.json has FIELDS changed by hand (bytes written, not through write_result): a
+    record from someone else. A copy, so the session's schema audit (tests/conftest.py) checks only what the
+    harness wrote."""
+    import shutil
+
+    copy = run_dir.with_name(run_dir.name + "-edited")
+    shutil.copytree(run_dir, copy)
+    path = copy / "result.json"
+    record = json.loads(path.read_text())
+    record.update(fields)
+    path.write_text(json.dumps(record, allow_nan=True))
+    return copy

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness.record import read_result, write_result
+from harness.run.record import read_result, write_result
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from click.testing import CliRunner
 from harness.cli import cli
 from harness.console import printable
 
+from .conftest import hand_edited
+
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")      # everything but the newline that ends a line
 CLEAR = "\x1b[2J\x1b[H"
 TITLE = "\x1b]0;owned\x07"
@@ -31,11 +33,7 @@ def test_printable_shows_control_characters_and_keeps_text():
 
 
 def test_an_escape_in_a_records_reproduction_id_is_shown_not_obeyed(make_record, tmp_path):
-    run = make_record()
-    record = json.loads((run / "result.json").read_text())
-    record["reproduction"] = f"eva02_L_sz512{TITLE}"
-    record["note"] = f"see {CLEAR}"
-    (run / "result.json").write_text(json.dumps(record))
+    run = hand_edited(make_record(), reproduction=f"eva02_L_sz512{TITLE}", note=f"see {CLEAR}")
     for args in (("verify", run), ("compare", run, make_record(), "-o", tmp_path / "c"),
                  ("report", run, "-o", tmp_path / "r")):
         result = run_cli(*args)

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.record import read_result
+from harness.run.record import read_result
 from harness.registry import datasets
 
 CLASSES = datasets.get("ade20k").classes

@@ -8,6 +8,8 @@ from click.testing import CliRunner
 from harness.cli import cli
 from harness.recordcheck import RecordError, check_result
 
+from .conftest import hand_edited
+
 BAD_METRICS = {
     "a string": ("59.77", "metrics.mIoU is the string '59.77', not a JSON number"),
     "a padded string": (" 59.77\n", "metrics.mIoU is the string ' 59.77\\n', not a JSON number"),
@@ -31,14 +33,6 @@ BAD_PER_CLASS = {
 def run_cli(*args):
     """The CLI as a user runs it: exceptions are not caught for the test, a traceback would be one."""
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-
-
-def _edit(run_dir, **fields):
-    path = run_dir / "result.json"
-    record = json.loads(path.read_text())
-    record.update(fields)
-    path.write_text(json.dumps(record))
-    return path
 
 
 def _batch(tmp_path, run_dir):
@@ -76,8 +70,8 @@ def test_a_metric_that_is_not_a_json_number_is_one_line_exit_2_for_every_command
                                                                                   case):
     value, message = BAD_METRICS[case]
     bad, good = make_record(), make_record()
-    path = _edit(bad, metrics={"aAcc": 86.67, "mIoU": value, "mAcc": 72.05})
-    _one_line_exit_2(run_cli(*COMMANDS[command](bad, good, tmp_path)), message, path)
+    bad = hand_edited(bad, metrics={"aAcc": 86.67, "mIoU": value, "mAcc": 72.05})
+    _one_line_exit_2(run_cli(*COMMANDS[command](bad, good, tmp_path)), message, bad / "result.json")
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -86,8 +80,8 @@ def test_a_malformed_per_class_is_one_line_exit_2_for_every_command(make_record,
     change, message = BAD_PER_CLASS[case]
     bad, good = make_record(), make_record()
     per_class = json.loads((bad / "result.json").read_text())["per_class"]
-    path = _edit(bad, per_class=change(per_class))
-    _one_line_exit_2(run_cli(*COMMANDS[command](bad, good, tmp_path)), message, path)
+    bad = hand_edited(bad, per_class=change(per_class))
+    _one_line_exit_2(run_cli(*COMMANDS[command](bad, good, tmp_path)), message, bad / "result.json")
 
 
 def test_an_eval_json_with_string_metrics_is_refused_by_import(eva02, tmp_path):

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("mmseg.apis")
 
 from harness.fetch.synthetic import generate
-from harness.record import read_result, write_result
-from harness.runs import evaluate, train
+from harness.run.record import read_result, write_result
+from harness.run.api import evaluate, train
 from harness.verify.compare import load_run
 
 DEMO = "eva02_demo"

@@ -1,6 +1,6 @@
 """Settle a Slurm run that ended without its record: the job ran out of time, lost its node, or was cancelled.
 
-A Slurm run's record is written by the last line of its job script (`python -m harness.launch finalize`). When
+A Slurm run's record is written by the last line of its job script (`python -m harness.run.finalize`). When
 Slurm kills the script first there is no result.json, only job.json and job.slurm.json (the job id). The next `repro`
 command that reads the run directory (`verify`, `report`, `list`) calls `settle(run_dir)`: it asks Slurm for the
 job's state (`scontrol show job`; without accounting there is no sacct) and, once the job has ended, writes the
@@ -8,14 +8,16 @@ failed record with that state and the engine's own failure lines. A run still qu
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from harness.errors import ReproError
-from harness.launch import JOB_FILE, SLURM_FILE
-from harness.record import RESULT_FILE
+from harness.run.finalize import finalize
+from harness.run.folder import JOB_FILE, RESULT_FILE, SLURM_FILE, rank_failures, read_json
 
 # Slurm job states that mean the job will not run (again) by itself
 ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
@@ -86,14 +88,10 @@ def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
     `wait_s`: how long to wait for a job that is still completing (the submitting `repro --slurm-wait` uses it).
     Raises ReproError for a job still queued or running, so a reader says so instead of "no record".
     """
-    import time
-
-    from harness.runs import _read_json, finalize, rank_failures
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or (run_dir / RESULT_FILE).exists() or not (run_dir / JOB_FILE).exists():
         return None
-    job_id = (_read_json(run_dir / SLURM_FILE) or {}).get("job_id")
+    job_id = (read_json(run_dir / SLURM_FILE) or {}).get("job_id")
     if not job_id:
         return None
     deadline = time.monotonic() + wait_s
@@ -117,11 +115,15 @@ def settle(run_dir: Path | str, wait_s: float = 0) -> dict | None:
 
 
 def settle_all(root: Path | str) -> list[dict]:
-    """Settle every ended Slurm run under a runs root (for `repro list`); running jobs are skipped."""
+    """Settle every ended Slurm run under a runs root, at any depth (a zoo run is runs/mmseg/<name>/<protocol>/
+    <stamp>); running jobs are skipped, symlinked folders are not followed (for `repro list`)."""
     settled = []
-    for slurm_file in sorted(Path(root).glob(f"*/*/*/{SLURM_FILE}")):
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        if SLURM_FILE not in files:
+            continue
         try:
-            record = settle(slurm_file.parent)
+            record = settle(folder)
         except ReproError:
             continue
         if record is not None:

@@ -1,7 +1,7 @@
 """Building and running the commands that start the engine: one local process, torchrun, or Slurm.
 
 Every launcher starts the same thing in each process, `python -m harness.engine.entry --job <run_dir>/job.json`
-(the job file holds everything the engine needs; see harness/runs.py). This module only decides how many of
+(the job file holds everything the engine needs; harness/run/job.py). This module only decides how many of
 those processes start, where, and with which rendezvous; it supervises them and detects failure.
 
 - `none`: one plain subprocess (world size 1, no process group).
@@ -9,118 +9,35 @@ those processes start, where, and with which rendezvous; it supervises them and 
   machine without CUDA the same command starts CPU processes that talk gloo). With one node and no
   `--master-port` it uses `--standalone` (torchrun picks a free port); with several nodes, run the same command on
   every node with its own `--node-rank`.
-- `slurm`: an sbatch script with one `srun` task per GPU, written to the run directory and submitted with
-  `sbatch`; its last step (`python -m harness.launch finalize`) writes the run record on the first node. Every
+- `slurm`: an sbatch script with one `srun` task per GPU, written to the run folder and submitted with
+  `sbatch`; its last step (`python -m harness.run.finalize`) writes the run record on the first node. Every
   value written into the script is checked for newlines and control characters and shell-quoted (sbatch's own
   `#SBATCH` parser honours the same quotes). The job id is kept in `job.slurm.json` as soon as sbatch prints it, so a
-  job that ends without its last step (time limit, node failure) can be settled later (harness/settle.py).
+  job that ends without its last step (time limit, node failure) can be settled later (harness/run/settle.py).
   A batch (harness/batch) submits several prepared runs as one job array built by the same script builder: each
-  array task picks its run directory by $SLURM_ARRAY_TASK_ID.
+  array task picks its run folder by $SLURM_ARRAY_TASK_ID.
 
 With several nodes each node's settings are its own file (`job.json` on node 0, `job.node<N>.json` on node N), so
-nodes sharing one run directory never read each other's `node_rank`; only node 0 writes `result.json`.
+nodes sharing one run folder never read each other's `node_rank`; only node 0 writes `result.json`.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness.console import EngineOutput
 from harness.errors import ReproError
+from harness.fileio import write_json_atomic, write_text_atomic
+from harness.run.folder import JOB_FILE, SBATCH_FILE, SLURM_FILE
+from harness.run.options import DEFAULT_MASTER_PORT, LaunchOptions, check_script_value, split_arg
 
-LAUNCHERS = ("none", "torchrun", "slurm")
-DEFAULT_MASTER_PORT = 29500
 ENTRY_MODULE = "harness.engine.entry"
-JOB_FILE = "job.json"
-CONSOLE_LOG = "console.log"
-SBATCH_FILE = "job.sbatch"
-SLURM_FILE = "job.slurm.json"   # the job id; named like the job files, which a run directory may hold
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def job_file(node_rank: int = 0) -> str:
-    """The job settings file of one node: node 0's is job.json (the run's), node N's job.node<N>.json."""
-    return JOB_FILE if node_rank == 0 else f"job.node{node_rank}.json"
-
-
-def check_script_value(flag: str, value: str) -> str:
-    """A value bound for job.sbatch: one line without control characters, or a one-line ReproError."""
-    if _CONTROL.search(value):
-        raise ReproError(f"{flag} {value!r} holds a newline or control character, which would change job.sbatch",
-                         fix=f"give {flag} a single-line value")
-    return value
-
-
-@dataclass
-class LaunchOptions:
-    """How many processes start and where. `gpus` is per node; on a CPU machine it counts CPU processes."""
-    launcher: str = "none"
-    gpus: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-    master_addr: str | None = None
-    master_port: int | None = None
-    partition: str | None = None
-    account: str | None = None
-    time: str | None = None
-    cpus_per_task: int = 5
-    srun_args: list[str] = field(default_factory=list)
-    sbatch_args: list[str] = field(default_factory=list)
-    slurm_wait: bool = False
-
-    @property
-    def world_size(self) -> int:
-        return self.gpus * self.nnodes
-
-    def validate(self) -> None:
-        if self.launcher not in LAUNCHERS:
-            raise ReproError(f"unknown launcher '{self.launcher}'", fix=f"use one of: {', '.join(LAUNCHERS)}")
-        if self.gpus < 1 or self.nnodes < 1:
-            raise ReproError("--gpus and --nnodes must be at least 1")
-        if not 0 <= self.node_rank < self.nnodes:
-            raise ReproError(f"--node-rank {self.node_rank} is outside 0..{self.nnodes - 1}",
-                             fix="give each node a rank below --nnodes")
-        if self.launcher == "none" and self.world_size > 1:
-            raise ReproError(f"--launcher none runs one process, but --gpus {self.gpus} --nnodes {self.nnodes} "
-                             f"asks for {self.world_size}", fix="add `--launcher torchrun` (or `--launcher slurm`)")
-        if self.launcher == "torchrun" and self.nnodes > 1 and not self.master_addr:
-            raise ReproError("--nnodes > 1 needs the address of node 0",
-                             fix="add `--master-addr <node 0 host>` (and the same `--master-port` on every node)")
-        if self.launcher == "slurm" and self.node_rank != 0:
-            raise ReproError("--node-rank is for torchrun; Slurm starts every node from one sbatch",
-                             fix="drop --node-rank (submit once, with --nnodes)")
-        if self.launcher == "slurm":
-            for flag, value in (("--partition", self.partition), ("--account", self.account),
-                                ("--time", self.time), ("--master-addr", self.master_addr)):
-                if value is not None:
-                    check_script_value(flag, value)
-            for value in self.srun_args:
-                check_script_value("--srun-arg", value)
-            for value in self.sbatch_args:
-                _split_arg("--sbatch-arg", check_script_value("--sbatch-arg", value))
-
-    def record(self) -> dict:
-        data = asdict(self)
-        data["world_size"] = self.world_size
-        return data
-
-    def cli_flags(self) -> list[str]:
-        """These options as `repro eval/train` flags, defaults left out."""
-        flags: list[str] = []
-        defaults = LaunchOptions()
-        for name in ("launcher", "gpus", "nnodes", "node_rank", "master_addr", "master_port", "partition",
-                     "account", "time", "cpus_per_task"):
-            value = getattr(self, name)
-            if value != getattr(defaults, name):
-                flags += [f"--{name.replace('_', '-')}", str(value)]
-        flags += [f"--srun-arg={a}" for a in self.srun_args] + [f"--sbatch-arg={a}" for a in self.sbatch_args]
-        return flags + (["--slurm-wait"] if self.slurm_wait else [])
+FINALIZE_MODULE = "harness.run.finalize"
 
 
 def entry_args(job_path: Path) -> list[str]:
@@ -140,14 +57,6 @@ def torchrun_argv(opts: LaunchOptions, job_path: Path) -> list[str]:
 
 def local_argv(job_path: Path) -> list[str]:
     return [sys.executable] + entry_args(job_path)
-
-
-def _split_arg(flag: str, value: str) -> list[str]:
-    """`--sbatch-arg "--mem 4G"` is two words, `--sbatch-arg "--comment='a b'"` one: split as a shell would."""
-    try:
-        return shlex.split(value)
-    except ValueError as exc:
-        raise ReproError(f"{flag} {value!r} has an unbalanced quote", fix=f"quote the whole {flag} value once") from exc
 
 
 def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: str,
@@ -174,10 +83,10 @@ def sbatch_script(opts: LaunchOptions, job_path: Path, run_dir: Path, job_name: 
     for name in ("partition", "account", "time"):
         if getattr(opts, name):
             lines.append(f"#SBATCH --{name}={q(getattr(opts, name))}")
-    lines += [f"#SBATCH {shlex.join(_split_arg('--sbatch-arg', arg))}" for arg in opts.sbatch_args]
+    lines += [f"#SBATCH {shlex.join(split_arg('--sbatch-arg', arg))}" for arg in opts.sbatch_args]
     port = opts.master_port or DEFAULT_MASTER_PORT
     srun = ["srun", "--kill-on-bad-exit=1", *opts.srun_args, sys.executable, "-u", *entry_args(job_path)]
-    finalize = [sys.executable, "-m", "harness.launch", "finalize", "--run-dir", str(run_dir)]
+    finalize = [sys.executable, "-m", FINALIZE_MODULE, "--run-dir", str(run_dir)]
     select: list[str] = []
     if array_runs:   # the task's own run: its job file, its output beside it (where finalize reads slurm-*.out)
         srun[-1], finalize[-1] = '"$run_dir"/' + JOB_FILE, '"$run_dir"'
@@ -267,7 +176,6 @@ def supervise(argv: list[str], log_path: Path, env: dict | None = None, echo: bo
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
         previous = signal.getsignal(signal.SIGTERM)
-        from harness.console import EngineOutput
         shown = EngineOutput() if echo else None
 
         def _forward(signum, _frame):
@@ -320,8 +228,7 @@ def submit_slurm(p: Plan, log_path: Path) -> tuple[str, int]:
     assert p.script is not None and p.script_path is not None
     run_dir = p.script_path.parent
     (run_dir / SLURM_FILE).unlink(missing_ok=True)          # an earlier job's id must not describe this run
-    from harness.record import write_json_atomic
-    _write_text_atomic(p.script_path, p.script)
+    write_text_atomic(p.script_path, p.script)
     try:
         proc = subprocess.Popen(p.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
@@ -345,26 +252,3 @@ def submit_slurm(p: Plan, log_path: Path) -> tuple[str, int]:
         raise SbatchRefused(f"sbatch refused the job: {msg[-1].strip() if msg else f'exit code {proc.returncode}'}",
                             fix=f"check the Slurm options in {p.script_path}")
     return job_id, proc.returncode
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.launch")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    fin = sub.add_parser("finalize", help="write result.json for a run whose processes have exited")
-    fin.add_argument("--run-dir", required=True, type=Path)
-    fin.add_argument("--rc", required=True, type=int)
-    args = parser.parse_args(argv)
-    from harness.runs import finalize
-    record = finalize(args.run_dir, args.rc, started=None)
-    print(f"{record['status']}: {args.run_dir / 'result.json'}")
-    return 0 if record["status"] == "succeeded" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -12,26 +12,26 @@ from pathlib import Path
 
 from harness import paths
 from harness.errors import ReproError
+from harness.fileio import file_sha256
 from harness.registry import Reproduction
+from harness.run.options import target_device
+from harness.run.record import read_result
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Notes:
-    """Failures collected during a dry run (strict=False) instead of raised."""
+    """Refusals collected during a dry run (strict=False) instead of raised, with the dry run's other notes."""
     strict: bool = True
-    items: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)           # printed as `# note:` lines
+    refusals: list[ReproError] = field(default_factory=list)  # what would stop the real run
 
     def fail(self, exc: ReproError) -> None:
         if self.strict:
             raise exc
+        self.refusals.append(exc)
         self.items.append(exc.one_line().removeprefix("error: "))
-
-
-def file_sha256(path: Path) -> str:
-    from harness.fetch.hashing import sha256
-    return sha256(Path(path), progress=False)
 
 
 def check_checkpoint_file(path: Path, what: str = "checkpoint") -> None:
@@ -79,7 +79,6 @@ def resolve_checkpoint(rep: Reproduction, checkpoint: Path | None, notes: Notes)
 
 def checkpoint_of_train_run(run_dir: Path) -> tuple[Path, str]:
     """`--checkpoint <train run directory>`: its best checkpoint (else its final one), from its result.json."""
-    from harness.record import read_result
     run_dir = run_dir.expanduser().resolve()
     record = read_result(run_dir)
     arts = record.get("artifacts", {})
@@ -155,9 +154,7 @@ def check_runnable(rep: Reproduction, protocol: str, device: str, launcher: str,
     from harness.registry.needs import config_needs
 
     needs = config_needs(rep.config_path(protocol))
-    if device == "auto":      # the machines that run the job: Slurm's GPU nodes, else this one
-        import torch
-        device = "cuda" if launcher == "slurm" or torch.cuda.is_available() else "cpu"
+    device = target_device(device, launcher)      # the machines that run the job: Slurm's GPU nodes, else this one
     for module in needs.imports:     # raised even in a dry run: without it the config does not even load
         if find_spec(module.split(".")[0]) is None:
             raise ReproError(f"{rep.id} needs the package of {module} (its config imports it), which is not "
