@@ -60,3 +60,26 @@ def test_compare_and_report_show_escapes_in_run_folder_names(make_record, tmp_pa
     report = run_cli("report", named, "-o", tmp_path / f"out{TITLE}")
     assert report.exit_code == 0
     assert "out\\x1b]0;owned\\x07" in _no_control(report)
+
+
+def test_a_batch_runs_failure_is_shown_not_obeyed_in_the_verdict_and_its_junit_xml(make_record, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "batch.json").write_text(json.dumps({
+        "schema": "repro.batch/1", "created": "2026-01-01T00:00:00+00:00", "updated": "2026-01-01T00:00:00+00:00",
+        "command": "repro batch", "launcher": "none", "slurm_job": None,
+        "runs": [{"task": 0, "reproduction": "eva02_L_sz512", "protocol": "ss", "checkpoint": None,
+                  "run_dir": str(make_record()), "state": "succeeded", "failure": None, "slurm_job": None},
+                 {"task": 1, "reproduction": f"eva02_L_sz512{TITLE}", "protocol": "ms", "checkpoint": None,
+                  "run_dir": str(tmp_path / f"never{CLEAR}"), "state": "not-started",
+                  "failure": f"refused{CLEAR}PASS", "slurm_job": None}]}))
+    junit = tmp_path / "verdict.xml"
+    result = run_cli("verify", batch, "--junitxml", junit)
+    assert result.exit_code == 1, result.output
+    text = _no_control(result)
+    assert ("FAIL eva02_L_sz512\\x1b]0;owned\\x07 ms (task 1): not started: refused\\x1b[2J\\x1b[HPASS — "
+            f"{tmp_path}/never\\x1b[2J\\x1b[H") in text
+    failures = [f for f in ET.parse(junit).iter("failure") if "refused" in f.get("message")]
+    assert [f.get("message") for f in failures] == ["not started: refused\\x1b[2J\\x1b[HPASS"]
