@@ -34,7 +34,7 @@ OBJECTS = ("metrics", "per_class", "checkpoint", "dataset", "launch", "environme
            "overrides", "eval_json", "imported_from", "curves")
 TEXTS = ("failure", "note", "imported_kind")
 CHECKPOINT_TEXTS = ("path", "sha256", "source", "provenance", "released_sha256", "train_run", "sha256_origin")
-READ_ARTIFACTS = ("gallery", "log", "log_json", "eval_json", "config", "console", "job")
+READ_ARTIFACTS = ("gallery", "log", "log_json", "eval_json", "config", "console", "job", "show_dir")
 CURVE_NUMBERS = ("iter", "step", "lr", "loss", "decode.loss_ce", "aux.loss_ce", "aAcc", "mIoU", "mAcc")
 
 
