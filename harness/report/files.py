@@ -21,8 +21,10 @@ class Skipped(Exception):
 
 
 def _name(name) -> str:
+    """NAME as shown in a note: its last 80 characters (the file's own name is at the end), control characters
+    shown as escapes."""
     text = repr(name) if not isinstance(name, str) else name
-    return printable(text if len(text) <= 80 else text[:77] + "…")
+    return printable(text if len(text) <= 80 else "…" + text[-79:])
 
 
 def run_file(run_dir: Path, name, what: str) -> Path:
