@@ -26,14 +26,13 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, paths
 from harness.errors import ReproError
-from harness import paths
 from harness.fileio import file_sha256
 from harness.recordcheck import check_number, check_result
+from harness.registry import datasets
 from harness.run.claim import claim_default, claim_new, release
 from harness.run.record import SCHEMA, write_result
-from harness.registry import datasets
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
 from harness.verify.logs import to_float

@@ -1,5 +1,6 @@
-"""One record validator (harness/recordcheck.py, called by record.read_result): a record whose metrics are not JSON
-numbers or whose per_class has not the documented shape is one line, exit 2, for every command that reads it."""
+"""One record validator (harness/recordcheck.py, called by harness.run.record.read_result): a record whose metrics
+are not JSON numbers or whose per_class has not the documented shape is one line, exit 2, for every command that
+reads it."""
 import json
 
 import pytest
