@@ -18,6 +18,8 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 
+from harness.errors import printable as printable  # re-exported: console.printable is the name callers use
+
 DEFAULT_INTERVAL_S = 30.0
 PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.batch.members import Member, expand
+from harness.errors import printable
 from harness.fileio import write_bytes_atomic
 
 
@@ -60,9 +61,10 @@ def add_junit_failures(path: Path, missing: list[Member]) -> None:
         suite = ET.SubElement(root, "testsuite", name="repro-verify", tests="0", failures="0", errors="0",
                               skipped="0")
     for member in missing:
-        case = ET.SubElement(suite, "testcase", classname=f"batch.{member.batch.name}",
-                             name=f"{member.reproduction} {member.protocol} task {member.task}")
-        failure = ET.SubElement(case, "failure", message=f"{member.state}: {member.reason or ''}")
+        # names and reasons come from files; XML 1.0 cannot hold control characters, so they are shown as escapes
+        case = ET.SubElement(suite, "testcase", classname=printable(f"batch.{member.batch.name}"),
+                             name=printable(f"{member.reproduction} {member.protocol} task {member.task}"))
+        failure = ET.SubElement(case, "failure", message=printable(f"{member.state}: {member.reason or ''}"))
         failure.text = member.line()
     for key in ("tests", "failures"):
         suite.set(key, str(int(suite.get(key, "0")) + len(missing)))

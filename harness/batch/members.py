@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.batch.batchfile import is_batch, load_batch
-from harness.errors import ReproError
+from harness.errors import ReproError, printable
 from harness.run.folder import RESULT_FILE
 from harness.run.record import read_result
 from harness.run.settle import settle
@@ -43,7 +43,8 @@ class Member:
         return f"{self.reproduction} {self.protocol} (task {self.task})"
 
     def line(self) -> str:
-        return f"FAIL {self.label}: {self.state}: {self.reason or 'no reason recorded'} — {self.run_dir}"
+        """The run's FAIL line; its names, reason and folder come from files, so control characters are shown."""
+        return printable(f"FAIL {self.label}: {self.state}: {self.reason or 'no reason recorded'} — {self.run_dir}")
 
     def stand_in(self) -> dict:
         """A record-shaped stand-in for the report of a run that has no record (never written by us to disk)."""

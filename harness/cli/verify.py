@@ -8,6 +8,7 @@ import click
 
 from harness.choices import TIER_CHOICES
 from harness.cli.group import cli
+from harness.console import printable
 
 TIER = click.Choice(TIER_CHOICES)
 
@@ -60,6 +61,7 @@ Examples:
   repro import work_dirs/upernet_eva02_large_24_512_slide_80k/eval_single_scale_20230318_171005.json
   repro import 20230318_173313.log.json -o runs/imported/B-train      # curves (+ metrics of the last val)
   repro import test_output.log --reproduction eva02_L_sz512 --protocol ms
+  repro import eval.json --checkpoint-sha256 <sha256 of the weights it evaluated>
 """)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--reproduction", default=None, help="reproduction id  [default: inferred from the config named in the file]")
@@ -67,16 +69,24 @@ Examples:
               help="one of the reproduction's protocols  [default: inferred from the config; ss for a training log]")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="run directory to create  [default: runs/<reproduction>/<protocol>/<UTC time>]")
-def import_cmd(path, reproduction, protocol, out_dir):
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the checkpoint file the numbers came from: hashed here, its sha256 recorded as measured")
+@click.option("--checkpoint-sha256", "checkpoint_sha256", metavar="HEX", default=None,
+              help="or the checkpoint's sha256, recorded as declared (not measured); the released weights' sha256 "
+                   "makes tier auto judge the import as released, and the verdict says the hash was declared")
+def import_cmd(path, reproduction, protocol, out_dir, checkpoint, checkpoint_sha256):
     """Turn mmseg output made elsewhere (eval JSON, text log, *.log.json) into a run record.
 
-    The record (kind "import") can then be verified and reported like the harness's own runs.
+    The record (kind "import") can then be verified and reported like the harness's own runs. An eval file names
+    no checkpoint: without --checkpoint or --checkpoint-sha256 only the authors' own eval files of the released
+    weights (expected/evidence.csv) are judged at tier released.
     """
     from harness.verify.importer import import_result
 
-    run_dir = import_result(path, reproduction=reproduction, protocol=protocol, out_dir=out_dir)
-    click.echo(f"imported {path} -> {run_dir}/result.json")
-    click.echo(f"next: repro verify {run_dir}")
+    run_dir = import_result(path, reproduction=reproduction, protocol=protocol, out_dir=out_dir,
+                            checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256)
+    click.echo(printable(f"imported {path} -> {run_dir}/result.json"))
+    click.echo(printable(f"next: repro verify {run_dir}"))
 
 
 def _report_items(runs) -> list:
@@ -112,7 +122,7 @@ def report_cmd(runs, out_dir, compare, tier, expected_root):
 
     index = write_reports(_report_items(runs), out_dir, compare=compare, tier=None if tier == "auto" else tier,
                           expected_root=expected_root)
-    click.echo(f"wrote {index}")
+    click.echo(printable(f"wrote {index}"))
 
 
 @cli.command("compare", epilog="""\b
@@ -152,4 +162,4 @@ def compare_cmd(runs, out_dir, tier, expected_root):
     for line in paired_lines(compare_pairs(pages)):     # the ledgers' paired part (or why there is none)
         click.echo(line)
     write_reports(items, out_dir, compare=True, tier=tier, expected_root=expected_root, pages=pages)
-    click.echo(f"wrote {Path(out_dir) / 'compare.html'}")
+    click.echo(printable(f"wrote {Path(out_dir) / 'compare.html'}"))

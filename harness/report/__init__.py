@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import ReproError
 from harness.report import gallery, paired, plots
+from harness.report.files import Skipped, run_file
 from harness.run.folder import RESULT_FILE
 from harness.run.record import read_result
 from harness.run.settle import settle
@@ -45,6 +46,7 @@ class RunPage:
     summary: list[dict] = field(default_factory=list)
     per_class: pd.DataFrame | None = None
     curves: dict | None = None
+    notes: list[str] = field(default_factory=list)     # files of the run the page leaves out, and why
 
     @property
     def run_dir(self) -> Path:
@@ -102,17 +104,33 @@ def _page_name(record: dict, path: Path, taken: set[str]) -> str:
     return name
 
 
-def read_curves(record: dict, run_dir: Path) -> dict | None:
-    """Training curves: the record's own `curves` (imports), else its log.json (+ text log for the exact lr)."""
+def read_curves(record: dict, run_dir: Path, notes: list[str] | None = None) -> dict | None:
+    """Training curves: the record's own `curves` (imports), else its log.json (+ text log for the exact lr); a log
+    named outside the run folder is skipped with a note (harness/report/files.py)."""
     if record.get("curves") and record["curves"].get("train"):
         return record["curves"]
+    notes = notes if notes is not None else []
     artifacts = record.get("artifacts") or {}
-    log_json = artifacts.get("log_json")
-    if not log_json or not (run_dir / log_json).is_file():
+
+    def inside(key: str) -> Path | None:
+        if not artifacts.get(key) or not (run_dir / artifacts[key]).exists():
+            return None
+        try:
+            return run_file(run_dir, artifacts[key], key)
+        except Skipped as skipped:
+            notes.append(str(skipped))
+            return None
+
+    log_json = inside("log_json")
+    if log_json is None:
         return None
-    _, train, val = logs.read_log_json(run_dir / log_json)
-    text = artifacts.get("log")
-    train_text = logs.read_text_log(run_dir / text)["train"] if text and (run_dir / text).is_file() else None
+    try:
+        _, train, val = logs.read_log_json(log_json)
+    except ReproError as exc:
+        notes.append(f"log_json skipped: {exc.message}")
+        return None
+    text = inside("log")
+    train_text = logs.read_text_log(text)["train"] if text is not None else None
     found = logs.curves(train, train_text, val)
     return found if found["train"] else None      # an eval run's log.json holds one val line: no curves
 
@@ -196,13 +214,13 @@ def build_pages(paths, tier: str | None = None, expected_root: Path | None = Non
         try:
             if stand_in is not None:
                 raise ReproError(f"{record.get('status')}: {record.get('failure')}")
-            page.verdict = verify_runs([load_run(path, tier)], tier=tier, expected_root=expected_root)
+            page.verdict = verify_runs([load_run(path, tier, expected_root)], tier=tier, expected_root=expected_root)
         except ReproError as exc:
             page.error = exc.message
         page.summary = _summary_rows(page, expected)
         checks = page.verdict.checks if page.verdict else []
         page.per_class = per_class_frame(record, expected, checks)
-        page.curves = read_curves(record, page.run_dir)
+        page.curves = read_curves(record, page.run_dir, page.notes)
         pages.append(page)
     if not pages:
         raise ReproError("no runs to report", fix="pass run directories or result.json files")
@@ -216,6 +234,7 @@ def _render_run(env, page: RunPage, expected) -> str:
         figures["delta"] = plots.delta_chart(page.per_class, page.title)
     if page.curves:
         figures["curves"] = plots.training_curves(page.curves, page.title)
+    rows, notes = gallery.load_gallery(page.record, page.run_dir)
     rep = page.record.get("reproduction")
     published = None
     try:
@@ -228,7 +247,7 @@ def _render_run(env, page: RunPage, expected) -> str:
         launch=page.record.get("launch") or {}, environment=page.record.get("environment") or {},
         command=(page.record.get("launch") or {}).get("command"),
         repro_command=(page.record.get("launch") or {}).get("repro_command"), escape=html.escape,
-        overrides=describe_overrides(page.record), gallery=gallery.load_gallery(page.record, page.run_dir),
+        overrides=describe_overrides(page.record), gallery=rows, skipped=page.notes + notes,
         gallery_of=gallery.gallery_size(page.record, page.run_dir), intervals=paired.interval_section(page))
 
 

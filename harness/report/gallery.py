@@ -8,6 +8,8 @@ import io
 import json
 from pathlib import Path
 
+from harness.report.files import Skipped, open_image, run_file
+
 THUMB_WIDTH = 240
 IGNORE = 255
 CORRECT, WRONG, IGNORED = (46, 125, 50), (198, 40, 40), (30, 30, 30)
@@ -41,37 +43,97 @@ def error_map(gt, pred):
     return Image.fromarray(out, mode="RGB")
 
 
-def load_gallery(record: dict, run_dir: Path) -> list[dict] | None:
-    """The gallery rows of a run (None when its engine wrote none, e.g. an imported result)."""
-    import numpy as np
-    from PIL import Image
+MAX_GALLERY_JSON = 32 << 20   # bytes: the engine's gallery.json of 2,000 images is well under 1 MB
 
+
+def _document(record: dict, run_dir: Path) -> dict | None:
+    """The run's gallery.json (None when its engine wrote none, e.g. an imported result); Skipped when it is not
+    a file of the run folder or not the engine's JSON object."""
     rel = (record.get("artifacts") or {}).get("gallery")
-    path = Path(run_dir) / rel if rel else None
-    if path is None or not path.is_file():
+    if rel is None:
         return None
-    document = json.loads(path.read_text())
-    rows = []
-    for entry in document.get("chosen", []):
-        files = {key: path.parent / name for key, name in entry["files"].items()}
-        if not all(f.is_file() for f in files.values()):
+    path = run_file(run_dir, rel, "gallery")
+    if path.stat().st_size > MAX_GALLERY_JSON:
+        raise Skipped(f"gallery {rel} skipped: {path.stat().st_size} bytes, more than the engine ever writes")
+    try:
+        document = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError) as exc:
+        raise Skipped(f"gallery {rel} skipped: not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(document, dict):
+        raise Skipped(f"gallery {rel} skipped: not a JSON object")
+    return {"path": path, **document}
+
+
+def _facts(entry: dict) -> dict:
+    """The fields the page shows, each of the type it is drawn as (anything else left out)."""
+    def number(value):
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def regions(value):
+        return [{"class": str(r.get("class")), "share": number(r.get("share")) or 0.0}
+                for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+
+    return {"label": str(entry.get("label", "")), "image": str(entry.get("image", "")),
+            "mIoU": number(entry.get("mIoU")), "aAcc": number(entry.get("aAcc")),
+            "regions_gt": regions(entry.get("regions_gt")), "regions_pred": regions(entry.get("regions_pred"))}
+
+
+def _row(entry: dict, folder: Path, run_dir: Path) -> dict:
+    import numpy as np
+
+    names = entry.get("files")
+    if not isinstance(names, dict) or not all(k in names for k in ("image", "gt", "pred")):
+        raise Skipped(f"gallery entry {_facts(entry)['label']!r} skipped: it names no image, gt and pred files")
+    files = {}
+    for key in ("image", "gt", "pred"):
+        name = names[key]
+        relative = str(Path(folder.relative_to(Path(run_dir).resolve())) / name) if isinstance(name, str) else name
+        files[key] = run_file(run_dir, relative, f"gallery {key}")
+    with open_image(files["image"], f"gallery image {names['image']}") as image, \
+            open_image(files["gt"], f"gallery gt {names['gt']}") as gt, \
+            open_image(files["pred"], f"gallery pred {names['pred']}") as pred:
+        if gt.mode not in ("L", "P") or pred.mode not in ("L", "P"):
+            raise Skipped(f"gallery gt {names['gt']} and pred {names['pred']} skipped: not label maps "
+                          f"(modes {gt.mode}, {pred.mode}; the engine writes palette PNGs)")
+        gt_ids, pred_ids = np.asarray(gt), np.asarray(pred)
+        if gt_ids.ndim != 2 or gt_ids.shape != pred_ids.shape:
+            raise Skipped(f"gallery gt {names['gt']} and pred {names['pred']} skipped: not two label maps of one size")
+        valid = gt_ids != IGNORE
+        panels = [("image", _uri(_thumb(image.convert("RGB"), "LANCZOS"), "JPEG")),
+                  ("ground truth", _uri(_thumb(gt, "NEAREST"), "PNG")),
+                  ("prediction", _uri(_thumb(pred, "NEAREST"), "PNG")),
+                  ("error map", _uri(_thumb(error_map(gt_ids, pred_ids), "NEAREST"), "PNG"))]
+    return {**_facts(entry), "panels": panels,
+            "correct": float((gt_ids == pred_ids)[valid].mean() * 100) if valid.any() else None}
+
+
+def load_gallery(record: dict, run_dir: Path) -> tuple[list[dict] | None, list[str]]:
+    """(the gallery rows of a run or None, notes on the files skipped): only pictures of the run folder, each a
+    decodable image of sane size (harness/report/files.py)."""
+    try:
+        document = _document(record, run_dir)
+    except Skipped as skipped:
+        return None, [str(skipped)]
+    if document is None:
+        return None, []
+    rows, notes = [], []
+    chosen = document.get("chosen")
+    for entry in chosen if isinstance(chosen, list) else []:
+        if not isinstance(entry, dict):
+            notes.append("gallery entry skipped: not a JSON object")
             continue
-        with Image.open(files["image"]) as image, Image.open(files["gt"]) as gt, Image.open(files["pred"]) as pred:
-            gt_ids, pred_ids = np.asarray(gt), np.asarray(pred)
-            valid = gt_ids != IGNORE
-            panels = [("image", _uri(_thumb(image.convert("RGB"), "LANCZOS"), "JPEG")),
-                      ("ground truth", _uri(_thumb(gt, "NEAREST"), "PNG")),
-                      ("prediction", _uri(_thumb(pred, "NEAREST"), "PNG")),
-                      ("error map", _uri(_thumb(error_map(gt_ids, pred_ids), "NEAREST"), "PNG"))]
-        rows.append({**entry, "panels": panels,
-                     "correct": float((gt_ids == pred_ids)[valid].mean() * 100) if valid.any() else None})
-    return rows or None
+        try:
+            rows.append(_row(entry, document["path"].parent, run_dir))
+        except Skipped as skipped:
+            notes.append(str(skipped))
+    return rows or None, notes
 
 
 def gallery_size(record: dict, run_dir: Path) -> int | None:
     """How many val images the gallery's scores cover."""
-    rel = (record.get("artifacts") or {}).get("gallery")
-    path = Path(run_dir) / rel if rel else None
-    if path is None or not path.is_file():
+    try:
+        document = _document(record, run_dir)
+    except Skipped:
         return None
-    return len(json.loads(path.read_text()).get("images", []))
+    images = (document or {}).get("images")
+    return len(images) if isinstance(images, list) else None

@@ -77,8 +77,18 @@ def _thumbnails(base_record: dict, other_record: dict, image: str) -> list[tuple
     import numpy as np
     from PIL import Image
 
+    from harness.report.files import Skipped, open_image
     from harness.report.gallery import _thumb, _uri
-    with Image.open(files[0]) as a, Image.open(files[1]) as b:
+    try:      # pictures of the size and kind the gallery takes (harness/report/files.py), else no thumbnails
+        a = open_image(files[0], "first run's prediction")
+    except Skipped:
+        return None
+    try:
+        b = open_image(files[1], "this run's prediction")
+    except Skipped:
+        a.close()
+        return None
+    with a, b:
         panels = [("first run", _uri(_thumb(a, "NEAREST"), "PNG")), ("this run", _uri(_thumb(b, "NEAREST"), "PNG"))]
         pa, pb = np.asarray(a), np.asarray(b)
         if pa.shape == pb.shape:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 
@@ -9,6 +10,22 @@ WORST = 30          # classes in the per-class chart
 DELTA_ROWS = 30     # classes that lose most, in the Δ IoU chart
 DELTA_GAINS = 10    # and those that gain most
 PASS, FAIL, GREY = "#2e7d32", "#c62828", "#9e9e9e"
+
+
+# Every text drawn (titles, class names, run names, reproduction ids) is plain text: a `$` in a name someone else
+# chose is not mathtext (`$\\foo{$` would stop the report), and no TeX is run on it.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def _plain_text(chart):
+    """Draw CHART (and save its figure) with PLAIN_TEXT in force: the one place that sets how text is parsed."""
+    @functools.wraps(chart)
+    def drawn(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return chart(*args, **kwargs)
+    return drawn
 
 
 def _pyplot():
@@ -36,6 +53,7 @@ def present(frame):
     return frame[keep]
 
 
+@_plain_text
 def per_class_chart(frame, title: str) -> str | None:
     """Obtained per-class IoU as bars, expected as markers, the worst classes (by Δ, else by IoU) at the top."""
     plt = _pyplot()
@@ -64,6 +82,7 @@ def per_class_chart(frame, title: str) -> str | None:
     return _data_uri(fig)
 
 
+@_plain_text
 def delta_chart(frame, title: str) -> str | None:
     """Δ IoU against the published per-class values, the classes that lose most first (absent classes left out);
     None without published per-class values."""
@@ -95,6 +114,7 @@ def delta_chart(frame, title: str) -> str | None:
     return _data_uri(fig)
 
 
+@_plain_text
 def training_curves(curves: dict, title: str) -> str:
     """Loss, learning rate and validation mIoU over iterations."""
     plt = _pyplot()
@@ -128,6 +148,7 @@ def training_curves(curves: dict, title: str) -> str:
     return _data_uri(fig)
 
 
+@_plain_text
 def compare_chart(pages, expected) -> str | None:
     """mIoU of each run with the expected value and its tolerance band."""
     plt = _pyplot()
@@ -153,6 +174,7 @@ def compare_chart(pages, expected) -> str | None:
     return _data_uri(fig)
 
 
+@_plain_text
 def compare_curves(pages) -> str | None:
     """Loss of every run that has curves, on one plot."""
     plt = _pyplot()

@@ -1,6 +1,7 @@
 """`repro compare` on the console: one line per run with its summary metrics, the expected mIoU and the verdict."""
 from __future__ import annotations
 
+from harness.console import printable
 from harness.ledger.runs import format_delta, signed
 from harness.verify.expected import SUMMARY_METRICS
 
@@ -23,7 +24,7 @@ def _row(page) -> tuple[str, ...]:
 
 def comparison_lines(pages) -> list[str]:
     """The runs side by side as aligned text: names left, numbers right; a run without a verdict says so."""
-    rows = [HEADER, *(_row(page) for page in pages)]
+    rows = [HEADER, *(tuple(printable(cell) for cell in _row(page)) for page in pages)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
     return ["  ".join(cell.ljust(w) if i in (0, len(HEADER) - 1) else cell.rjust(w)
                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
@@ -54,4 +55,4 @@ def paired_lines(pairs) -> list[str]:
                 f"{m['image']} {signed(m['delta_acc'])} {signed(m['delta_miou'])}" for m in pair.moved[:5]))
         else:
             lines.append("  no image moved: the ledgers hold the same counts")
-    return lines
+    return [printable(line) for line in lines]      # run, class and image names come from files

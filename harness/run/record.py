@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from harness.errors import ReproError
 from harness.fileio import jsonable, write_json_atomic
+from harness.recordcheck import check_result
 from harness.run.folder import RESULT_FILE, note_written
 from harness.run.job import LaunchFacts
 from harness.run.shape import UNSET, ShapeError, doc, from_dict, to_dict
@@ -34,8 +35,10 @@ class Record:
     failure: str | None = doc("why the run failed (null when it succeeded)", default=UNSET)
     metrics: dict[str, Metric] = doc("{aAcc, mIoU, mAcc} in percent at full precision", default=UNSET)
     per_class: dict[str, dict[str, Metric]] = doc("{class name: {IoU, Acc}} in percent", default=UNSET)
-    checkpoint: dict[str, Any] | None = doc("{path, sha256, source, provenance, ...}: the weights evaluated",
-                                            default=UNSET)
+    checkpoint: dict[str, Any] | None = doc("{path, sha256, source, provenance, released_sha256, train_run, "
+                                            "sha256_origin}: the weights evaluated; sha256_origin is \"declared\" "
+                                            "when `repro import --checkpoint-sha256` gave the sha256 (not measured), "
+                                            "\"measured\" when the file was hashed", default=UNSET)
     dataset: dict[str, Any] | None = doc("{name, split, root, num_images, manifest_sha256}", default=UNSET)
     launch: LaunchFacts = doc("how the processes were started (see LaunchFacts)", default=UNSET)
     environment: dict[str, Any] = doc("{harness_version, git_sha, git_dirty, python, platform, torch, cuda, cudnn, "
@@ -79,8 +82,10 @@ def _record_from_dict(data: dict, source: str, strict: bool) -> Record:
 
 
 def _check_values(data: dict, source: str) -> None:
-    """The record's values beyond their types (metrics in range, per_class shape, provenance claims): the single
-    call site for that check; nothing more than the type checks of `Record` yet."""
+    """The record's values beyond their types: the single call site for that check (harness/recordcheck.py: metrics
+    are JSON numbers, per_class is {class: {IoU, Acc}}, identity fields hold no control characters, the fields the
+    readers open inside checkpoint, artifacts, timing and curves have the writers' types)."""
+    check_result(data, source)
 
 
 def write_result(run_dir: Path, record: Record | dict) -> Path:
@@ -113,8 +118,8 @@ def read_result(path: Path) -> dict:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReproError(f"{path} is not a {SCHEMA} record",
                          fix="produce it with `repro eval`, `repro train` or `repro import`")
+    _check_values(data, str(path))        # first: its line names the field and the value ("the string '59.77'")
     _record_from_dict(data, str(path), strict=False)     # fields added by a later harness are kept, not judged
-    _check_values(data, str(path))
     data["_path"] = str(path)
     return data
 

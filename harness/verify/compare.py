@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.choices import TIERS
+from harness.console import printable
 from harness.errors import ReproError
 from harness.ledger.runs import format_interval, run_intervals
 from harness.registry import datasets
@@ -111,11 +112,17 @@ class Check:
         return "baseline" if self.baseline else "published"
 
     def message(self) -> str:
-        """One line naming the key, obtained, expected, |Δ|, tolerance and source."""
+        """One line naming the key, obtained, expected, |Δ|, tolerance and source (control characters of the
+        record's fields made visible: harness.console.printable)."""
+        return printable(self._message())
+
+    def _message(self) -> str:
         head = f"{self.reproduction} {self.protocol} {self.key}"
         source = f" — source: {self.source}" if self.source else ""
         if self.group == "statistics":
             return f"{head}: {self.detail} [{self.tier}]{source}"
+        if self.metric == "status":
+            return f"{head}: {self.detail} [{self.tier}]"
         if self.status == "missing":
             return (f"{head}: missing from the run record (expected {_f(self.expected)} {self.label})"
                     f" [{self.tier}]{source}")
@@ -185,18 +192,22 @@ class Verdict:
                     f"{where} ±{head.tolerance:.2f}")
         context = f"; tier {run.tier} ({run.why}); overrides: {describe_overrides(run.record)}"
         failed = [c.key for c in checks if not c.passed]
+        status = next((c for c in checks if c.metric == "status" and c.group == "metrics"), None)
         if failed:
             shown = ", ".join(failed[:5]) + (f", … {len(failed) - 5} more" if len(failed) > 5 else "")
-            return f"{text} — FAIL ({len(failed)} of {len(checks)} checks failed: {shown}){context}"
+            why = f"{status.detail}; " if status is not None else ""
+            return f"{text} — FAIL ({why}{len(failed)} of {len(checks)} checks failed: {shown}){context}"
         if any(not c.passed for c in stats):
             return f"{text} — FAIL (runs judged together: see the statistics line){context}"
         return f"{text} — PASS ({len(checks)} checks){context}"
 
     def lines(self) -> list[str]:
+        """One verdict line per run, then one per statistics check: what the console prints (control characters
+        of the record's fields made visible)."""
         out = [self.run_line(run) for run in self.runs]
         for check in self.statistics():
             out.append(f"{check.reproduction} {check.protocol}, {check.detail} — {'PASS' if check.passed else 'FAIL'}")
-        return out
+        return [printable(line) for line in out]
 
 
 def _f(value: float | None) -> str:
@@ -220,7 +231,7 @@ def _delta(delta: float | None, tolerance: float | None) -> str:
     return text
 
 
-def load_run(path: Path | str, tier: str | None = None) -> Run:
+def load_run(path: Path | str, tier: str | None = None, expected_root: Path | None = None) -> Run:
     """Read a run directory or result.json; refuse empty files and records without metrics (ReproError)."""
     path = Path(path)
     file = path / RESULT_FILE if path.is_dir() else path
@@ -241,7 +252,8 @@ def load_run(path: Path | str, tier: str | None = None) -> Run:
     if tier is not None and tier not in TIERS:
         raise ReproError(f"unknown tier '{tier}'", fix=f"use one of: {', '.join(TIERS)}")
     check_consistency(record, file)
-    tier, why = choose_tier(record, tier, baseline=record.get("reproduction") in registry_baselines(), path=str(file))
+    tier, why = choose_tier(record, tier, baseline=record.get("reproduction") in registry_baselines(), path=str(file),
+                            expected_root=expected_root)
     return Run(file.resolve(), record, tier, why)
 
 
@@ -299,9 +311,13 @@ def _status_check(run: Run, baseline: bool) -> Check | None:
     status = run.record.get("status")
     if status == "succeeded":
         return None
-    reason = run.record.get("failure") or f"status is {status!r}"
+    if status == "failed":
+        detail = f"the run failed: {run.record.get('failure') or 'no reason recorded'}"
+    else:
+        detail = f"the run did not succeed: its status is {status!r}" + (
+            f" ({run.record['failure']})" if run.record.get("failure") else "")
     return Check(str(run.path), run.reproduction, run.protocol, run.tier, "metrics", "status", None, None, None,
-                 None, "fail", source=f"run record: {reason}", baseline=baseline)
+                 None, "fail", source=f"run record: {detail}", baseline=baseline, detail=detail)
 
 
 def _check(run: Run, group: str, metric: str, cls: str | None, row, tolerance, baseline: bool) -> Check:
@@ -370,7 +386,7 @@ def verify_runs(paths, tier: str | None = None, expected_root: Path | None = Non
     expected = load_expected(expected_root)
     runs, seen = [], set()
     for item in paths:
-        run = item if isinstance(item, Run) else load_run(item, tier)
+        run = item if isinstance(item, Run) else load_run(item, tier, expected_root)
         if run.path not in seen:
             seen.add(run.path)
             runs.append(run)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -26,12 +27,14 @@ from pathlib import Path
 from harness import __version__, clock, paths
 from harness.errors import ReproError
 from harness.fileio import file_sha256
+from harness.recordcheck import check_number, check_result
 from harness.registry import datasets
 from harness.run.claim import claim_default, claim_new, release
-from harness.run.record import write_result
+from harness.run.record import SCHEMA, write_result
 from harness.verify import logs
 from harness.verify.expected import SUMMARY_METRICS, infer_from_config, load_expected, released_eval_files
 from harness.verify.logs import to_float
+from harness.verify.provenance import DECLARED, checkpoint_provenance, released_sha256, reproduction_of
 
 PROTOCOLS = ("ss", "ms")        # for a reproduction the registry cannot read (an id only in expected/)
 # the dataset of what `repro import` reads: the reproduction is inferred from the file after its metrics are read,
@@ -75,6 +78,8 @@ def _sniff(path: Path) -> tuple[str, object]:
         if not isinstance(data.get("metric"), dict) or not data["metric"]:
             raise ReproError(f"{path} is JSON without metrics (no \"metric\" object)",
                              fix="pass the eval JSON written by mmseg tools/test.py --eval mIoU")
+        for key, value in data["metric"].items():     # mmseg writes numbers; a string is a file edited by hand
+            check_number(value, f"metric.{key}", str(path))
         return "eval_json", data
     if logs.TRAIN_LINE.search(text) or "per class results:" in text or "Summary:" in text:
         return "text_log", None
@@ -148,6 +153,30 @@ def _sibling(path: Path, fmt: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def named_checkpoint(reproduction: str, checkpoint: Path | None, checkpoint_sha256: str | None) -> dict | None:
+    """The checkpoint the user says the numbers came from: `--checkpoint PATH` (hashed here: measured) or
+    `--checkpoint-sha256 HEX` (recorded as declared, not measured); None when neither is given."""
+    if checkpoint is not None and checkpoint_sha256 is not None:
+        raise ReproError("--checkpoint and --checkpoint-sha256 both name the checkpoint",
+                         fix="pass one: the file (hashed here) or its sha256 (recorded as declared)")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint).resolve()
+        if not checkpoint.is_file():
+            raise ReproError(f"--checkpoint {checkpoint} is not a file", fix="pass the checkpoint file the numbers came from")
+        fields = {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "sha256_origin": "measured",
+                  "source": f"named at import (--checkpoint {checkpoint.name})"}
+    elif checkpoint_sha256 is not None:
+        sha = checkpoint_sha256.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise ReproError(f"--checkpoint-sha256 {checkpoint_sha256!r} is not a sha256 (64 hex digits)",
+                             fix="pass the checkpoint's full sha256, e.g. from `sha256sum FILE`")
+        fields = {"path": None, "sha256": sha, "sha256_origin": DECLARED,
+                  "source": "declared at import (--checkpoint-sha256), not measured"}
+    else:
+        return None
+    return checkpoint_provenance(fields, released_sha256(reproduction_of({"reproduction": reproduction})))
+
+
 def _imported_checkpoint(path: Path, sha: str, reproduction: str, protocol: str, expected_root) -> dict:
     """An imported file names no checkpoint. Only the authors' own eval file of the released weights (its sha256 is
     in expected/evidence.csv) says which weights it measured; anything else is `unknown`."""
@@ -200,12 +229,15 @@ def read_source(path: Path) -> dict:
 
 
 def import_result(path: Path | str, reproduction: str | None = None, protocol: str | None = None,
-                  out_dir: Path | None = None, expected_root: Path | None = None) -> Path:
+                  out_dir: Path | None = None, expected_root: Path | None = None, checkpoint: Path | None = None,
+                  checkpoint_sha256: str | None = None) -> Path:
     """Turn `path` into `<run_dir>/result.json` (kind "import") and copy the source file(s) beside it.
 
     :param reproduction: the reproduction id; inferred from the config named in the file when omitted
     :param protocol: "ss" or "ms"; inferred like the reproduction (a training log's final evaluation is "ss")
     :param out_dir: the run directory; default runs/<reproduction>/<protocol>/<UTC timestamp>/
+    :param checkpoint: the checkpoint file the numbers came from (hashed: its sha256 is measured)
+    :param checkpoint_sha256: or its sha256 as the user declares it (recorded as declared, not measured)
     :returns: the run directory
     """
     path = Path(path).resolve()
@@ -229,6 +261,10 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
     known = _protocols_of(reproduction)
     if protocol not in known:
         raise ReproError(f"unknown protocol '{protocol}' for {reproduction}", fix=f"use one of: {', '.join(known)}")
+    named = named_checkpoint(reproduction, checkpoint, checkpoint_sha256)
+    check_result({"schema": SCHEMA, "reproduction": reproduction, "protocol": protocol, "kind": "import",   # as
+                  "status": "succeeded", "metrics": source["metrics"], "per_class": source["per_class"],  # every
+                  "curves": source["curves"], "checkpoint": named}, str(path))                             # reader
 
     if out_dir is None:      # claimed as every run folder is (harness/run/claim.py): new or empty, written once
         run_dir = claim_default(paths.runs_root() / reproduction / protocol).path
@@ -242,6 +278,10 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
         artifacts[key] = str(target.relative_to(run_dir))
 
     command = ["repro", "import", str(path), "--reproduction", reproduction, "--protocol", protocol]
+    if checkpoint is not None:
+        command += ["--checkpoint", named["path"]]
+    elif checkpoint_sha256 is not None:
+        command += ["--checkpoint-sha256", named["sha256"]]
     source_sha = file_sha256(path)
     now = clock.iso_now()
     record = {
@@ -251,7 +291,7 @@ def import_result(path: Path | str, reproduction: str | None = None, protocol: s
                           "files": {k: str(v) for k, v in source["files"].items()}, "config": source["config"],
                           "inferred": list(inferred) if inferred else None},
         "metrics": source["metrics"], "per_class": source["per_class"],
-        "checkpoint": _imported_checkpoint(path, source_sha, reproduction, protocol, expected_root),
+        "checkpoint": named or _imported_checkpoint(path, source_sha, reproduction, protocol, expected_root),
         "overrides": {},
         "dataset": {"name": IMPORTED, "split": datasets.get(IMPORTED).val_split, "root": None, "num_images": None, "manifest_sha256": None},
         "launch": {"launcher": None, "nnodes": None, "gpus": None, "world_size": None, "samples_per_gpu": None,

@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import cfg_options
+from harness import cfg_options, registry
 from harness.errors import ReproError
 from harness.fileio import file_sha256
+from harness.verify.expected import released_eval_files
 
 RELEASED, TRAIN_RUN, OTHER, UNKNOWN = "released", "train-run", "other", "unknown"
 PUBLISHED_PRECISION = "fp32"          # the authors' test.py evaluates in FP32 (no wrap_fp16_model)
@@ -112,36 +113,116 @@ def protocol_changes(record: dict) -> list[str]:
     return changes
 
 
-def released_differences(record: dict) -> list[str]:
+DECLARED = "declared"              # checkpoint.sha256_origin of `repro import --checkpoint-sha256`: not measured here
+WHY_RELEASED = "released weights, published protocol"
+CLAIM_FIX = ("re-run `repro eval` with the released weights, or `repro import --checkpoint PATH` (or "
+             "--checkpoint-sha256 HEX) naming them; a record edited by hand is not a result")
+
+
+def reproduction_of(record: dict):
+    try:
+        return registry.get(record.get("reproduction"))
+    except ReproError:
+        return None
+
+
+def _released_hash(rep) -> tuple[str | None, str | None]:
+    """(full sha256, published prefix) of the reproduction's released weights, as this checkout knows them."""
+    if rep is None or rep.weights is None:
+        return None, None
+    return released_sha256(rep), getattr(rep.weights, "sha256_prefix", None)
+
+
+def _authors_eval_file(record: dict, run_dir: Path | None, expected_root: Path | None) -> str | None:
+    """The authors' own eval file of the released weights, in the run folder with its recorded bytes: its origin."""
+    named = record.get("eval_json") or {}
+    if run_dir is None or not named.get("sha256") or not named.get("path"):
+        return None
+    released = released_eval_files(expected_root).get(named["sha256"])
+    if not released or released[:2] != (record.get("reproduction"), record.get("protocol")):
+        return None
+    file = (Path(run_dir) / named["path"])
+    try:
+        inside = file.resolve().is_relative_to(Path(run_dir).resolve())
+        return released[2] if inside and file.is_file() and file_sha256(file) == named["sha256"] else None
+    except OSError:
+        return None
+
+
+def released_evidence(record: dict, run_dir: Path | None = None, expected_root: Path | None = None) -> str | None:
+    """What in the record's fields shows it measured the released weights ('sha256 measured', 'sha256 declared',
+    'the authors' eval file'), or None. The record's own `provenance` and `released_sha256` are claims and count
+    for nothing: the recorded checkpoint sha256 is compared with reproduction.toml's (or the verified download's)."""
+    checkpoint = record.get("checkpoint") or {}
+    sha = (checkpoint.get("sha256") or "").lower()
+    full, prefix = _released_hash(reproduction_of(record))
+    if sha and ((full and sha == full.lower()) or (not full and prefix and sha.startswith(prefix.lower()))):
+        return "sha256 declared" if checkpoint.get("sha256_origin") == DECLARED else "sha256 measured"
+    if _authors_eval_file(record, run_dir, expected_root):
+        return "the authors' eval file"
+    return None
+
+
+def _unfounded_claim(record: dict) -> str | None:
+    """How a checkpoint that says `provenance: released` (with nothing else showing it) claims more than its
+    fields show; None when it does not claim it, or when the released sha256 is not known here to disprove it."""
+    checkpoint = record.get("checkpoint") or {}
+    if checkpoint.get("provenance") != RELEASED:
+        return None
+    sha = (checkpoint.get("sha256") or "").lower()
+    if not sha:
+        return "checkpoint.sha256 is not recorded"
+    full, prefix = _released_hash(reproduction_of(record))
+    if full:
+        return f"checkpoint.sha256 {_short(sha)} is not the released sha256 {_short(full)}"
+    if prefix:
+        return f"checkpoint.sha256 {_short(sha)} does not start with the published prefix {prefix}"
+    return None
+
+
+def released_differences(record: dict, run_dir: Path | None = None, expected_root: Path | None = None) -> list[str]:
     """Why this record is not the released weights evaluated with the published protocol ([] when it is)."""
     differences = []
     if record.get("kind") == "train" or record.get("imported_kind") == "train":
         differences.append("a training run, not the released weights")
-    else:
+    elif released_evidence(record, run_dir, expected_root) is None:
         checkpoint = record.get("checkpoint") or {}
-        provenance = checkpoint.get("provenance")
-        if provenance == TRAIN_RUN:
+        if checkpoint.get("provenance") == TRAIN_RUN:
             differences.append(f"checkpoint from the `repro train` run {checkpoint.get('train_run') or '?'}")
-        elif provenance == OTHER:
+        elif checkpoint.get("sha256") and _released_hash(reproduction_of(record)) == (None, None):
+            rep = record.get("reproduction")
+            differences.append(f"checkpoint sha256 {_short(checkpoint.get('sha256'))} cannot be checked: no released "
+                               f"sha256 of {rep} is known here (`repro download {rep}` records it)")
+        elif checkpoint.get("sha256"):
             differences.append(f"checkpoint is not the released file (sha256 {_short(checkpoint.get('sha256'))})")
-        elif provenance != RELEASED:
+        else:
             differences.append(f"checkpoint not recorded ({checkpoint.get('source') or 'no provenance in the record'})")
     return differences + protocol_changes(record)
 
 
-def choose_tier(record: dict, tier: str | None, baseline: bool = False, path: str = "") -> tuple[str, str]:
-    """(tier, why) for a record; `--tier released` on a run that is not the released protocol is bad input."""
+def choose_tier(record: dict, tier: str | None, baseline: bool = False, path: str = "",
+                expected_root: Path | None = None) -> tuple[str, str]:
+    """(tier, why) for a record; `--tier released` on a run that is not the released protocol is bad input, and so
+    is a record whose checkpoint claims to be the released weights without the sha256 that shows it."""
     if baseline:       # the harness's own baselines: no released weights; any tier may be asked for
         return (tier or "baseline"), "the harness's own regression baseline"
-    differences = released_differences(record)
+    run_dir = Path(path).parent if path else None
+    evidence = released_evidence(record, run_dir, expected_root)
+    claim = _unfounded_claim(record) if evidence is None else None
+    if claim:
+        raise ReproError(f"{path}: checkpoint.provenance says 'released', but {claim}", fix=CLAIM_FIX)
+    differences = released_differences(record, run_dir, expected_root)
     if tier == "released" and differences:
         raise ReproError(f"{path}: --tier released judges the released weights with the published protocol, "
                          f"and this run differs: {'; '.join(differences)}",
                          fix="verify it with --tier auto or --tier retrain")
+    why = WHY_RELEASED
+    if evidence == "sha256 declared":
+        why = "released weights (sha256 declared at import, not measured), published protocol"
     if tier is not None:
-        return tier, "asked for" if differences else "released weights, published protocol"
+        return tier, "asked for" if differences else why
     if not differences:
-        return "released", "released weights, published protocol"
+        return "released", why
     return "retrain", "; ".join(differences)
 
 

@@ -89,6 +89,37 @@ def test_moved_images_get_thumbnails_when_both_runs_kept_predictions(repro, make
         assert f'alt="changed pixels of {ledger.names[i]}"' in html and f'alt="first run of {ledger.names[i]}"' in html
 
 
+def test_a_kept_prediction_that_is_no_sane_image_gets_no_thumbnails_and_no_traceback(repro, make_run, ade_dist,
+                                                                                       tmp_path):
+    """A show_dir picture is read as the gallery's are (harness/report/files.py): a header declaring a decompression
+    bomb's size, or bytes that are no image, leave that image without thumbnails; the others keep theirs."""
+    import struct
+    import zlib
+
+    ledger = ade_dist.draw(60, seed=3)
+    shows = [tmp_path / "show_a", tmp_path / "show_b"]
+    rng = np.random.default_rng(0)
+    for k, folder in enumerate(shows):
+        folder.mkdir()
+        for i in PLANTED:
+            Image.fromarray(rng.integers(0, 150, (24, 32), dtype=np.uint8) * k, mode="L").convert("P").save(
+                folder / ledger.names[i].replace(".jpg", ".png"))
+    header = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)          # 3.6 gigapixels declared
+    bomb = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + b"IHDR" + header
+            + struct.pack(">I", zlib.crc32(b"IHDR" + header)))
+    (shows[0] / ledger.names[PLANTED[0]].replace(".jpg", ".png")).write_bytes(bomb)
+    (shows[1] / ledger.names[PLANTED[1]].replace(".jpg", ".png")).write_bytes(b"not a png")
+    base = make_run(ledger, artifacts={"show_dir": str(shows[0])})
+    changed = make_run(_planted(ledger), artifacts={"show_dir": str(shows[1])})
+    result = repro("compare", base, changed, "-o", tmp_path / "reports")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "reports" / "compare.html").read_text()
+    for i in PLANTED[:2]:
+        assert f'alt="first run of {ledger.names[i]}"' not in html
+    for i in PLANTED[2:]:
+        assert f'alt="changed pixels of {ledger.names[i]}"' in html
+
+
 def test_runs_on_different_images_are_not_paired_and_say_why(repro, make_run, ade_dist, tmp_path):
     ledger = ade_dist.draw(60, seed=4)
     fewer = ledger_of(ledger.intersect[:55], ledger.pred[:55], ledger.label[:55], names=ledger.names[:55])

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from verify.conftest import released_weights_known  # noqa: F401 - autouse: the released sha256 known, as after a download
 
 from harness.verify.importer import import_result
 

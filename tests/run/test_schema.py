@@ -54,7 +54,7 @@ def test_the_reader_refuses_a_known_field_of_the_wrong_type_in_one_line(tmp_path
                                                           metrics={"mIoU": "31.87"})))
     with pytest.raises(ReproError) as err:
         read_result(tmp_path)
-    assert "metrics.mIoU: expected a number or null, got '31.87'" in err.value.one_line()
+    assert "metrics.mIoU is the string '31.87', not a JSON number" in err.value.one_line()
     assert "\n" not in err.value.one_line()
 
 

@@ -1,5 +1,7 @@
+import hashlib
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,41 @@ def expected_copy(tmp_path) -> Path:
     return target
 
 
-RELEASED_CHECKPOINT = {"path": "weights/eva02_L_ade_seg_upernet_sz512.pth", "sha256": "5e" * 32,
-                       "released_sha256": "5e" * 32, "source": "the released weights", "provenance": "released"}
+# reproduction.toml publishes no sha256 for the released segmentation weights (only for the pretrained ones): the
+# harness knows it from their verified download, recorded in <REPRO_HOME>/weights/lock.json. These stand for it.
+RELEASED = {rep: hashlib.sha256(f"released weights of {rep}".encode()).hexdigest()
+            for rep in ("eva02_B_sz512", "eva02_L_sz512", "eva02_L_sz640")}
+
+
+def released_sha256(reproduction: str = "eva02_L_sz512") -> str | None:
+    """The released weights' sha256 as reproduction.toml publishes it, else as the test's lock file records it."""
+    toml = REPO / "reproductions" / reproduction / "reproduction.toml"
+    published = (tomllib.loads(toml.read_text()).get("weights") or {}).get("sha256") if toml.is_file() else None
+    return published or RELEASED.get(reproduction)
+
+
+@pytest.fixture(autouse=True)
+def released_weights_known():
+    """The lock file a verified download of the released weights leaves (`repro download`), in the test's home."""
+    from harness import registry
+    from harness.fetch import weights
+
+    data = weights.read_lock()
+    for reproduction, sha in RELEASED.items():
+        data[weights.key(weights.weights_file(registry.get(reproduction)))] = {
+            "sha256": sha, "size": 1, "first_verified": "2026-01-01T00:00:00Z", "source": "the test's download"}
+    weights.weights_dir().mkdir(parents=True, exist_ok=True)
+    (weights.weights_dir() / weights.LOCK).write_text(json.dumps(data, indent=2))
+
+
+def released_checkpoint(reproduction: str = "eva02_L_sz512") -> dict:
+    """The checkpoint fields `repro eval` records for the released weights of REPRODUCTION (measured sha256)."""
+    sha = released_sha256(reproduction) or released_sha256()
+    return {"path": f"weights/{reproduction}.pth", "sha256": sha, "released_sha256": sha,
+            "source": "the released weights", "provenance": "released"}
+
+
+RELEASED_CHECKPOINT = released_checkpoint()
 
 
 def _with_means(per_class: dict, metrics: dict, keep=()) -> dict:
@@ -78,10 +113,25 @@ def make_record(tmp_path):
         if metrics is not None and per_class is None:
             per_class = _with_means(base_pc, metrics)
         if kind == "eval":
-            extra.setdefault("checkpoint", RELEASED_CHECKPOINT)
+            extra.setdefault("checkpoint", released_checkpoint(reproduction))
         record = {"reproduction": reproduction, "protocol": protocol, "kind": kind, "status": "succeeded",
                   "metrics": base_metrics if metrics is None else metrics,
                   "per_class": base_pc if per_class is None else per_class, **extra}
         write_result(run_dir, record)
         return run_dir
     return make
+
+
+def hand_edited(run_dir: Path, **fields) -> Path:
+    """A copy of RUN_DIR whose result.json has FIELDS changed by hand (bytes written, not through write_result): a
+    record from someone else. A copy, so the session's schema audit (tests/conftest.py) checks only what the
+    harness wrote."""
+    import shutil
+
+    copy = run_dir.with_name(run_dir.name + "-edited")
+    shutil.copytree(run_dir, copy)
+    path = copy / "result.json"
+    record = json.loads(path.read_text())
+    record.update(fields)
+    path.write_text(json.dumps(record, allow_nan=True))
+    return copy
