@@ -227,6 +227,31 @@ def build_pages(paths, tier: str | None = None, expected_root: Path | None = Non
     return pages
 
 
+def _early_verdict(page: RunPage) -> dict | None:
+    """The run's watch.json (the early verdict a retrain recorded, harness/curves), read inside its run folder only;
+    a file that is missing, outside the folder or not the shape `repro watch` writes is a note on the page."""
+    named = page.record.get("early_verdict")
+    if not isinstance(named, dict):
+        return None
+    try:
+        path = run_file(page.run_dir, named.get("file"), "early verdict")
+    except Skipped as skipped:
+        page.notes.append(str(skipped))
+        return None
+    try:
+        watch = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        page.notes.append(f"early verdict {path.name} skipped: not JSON ({exc.__class__.__name__})")
+        return None
+    points = watch.get("points") if isinstance(watch, dict) else None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and isinstance(p.get("checks"), dict)
+                                               and isinstance(p.get("iter"), int) for p in points) \
+            or not isinstance(watch.get("verdict"), str):
+        page.notes.append(f"early verdict {path.name} skipped: not the shape `repro watch` writes")
+        return None
+    return watch
+
+
 def _render_run(env, page: RunPage, expected) -> str:
     figures = {}
     if page.per_class is not None and len(page.per_class):
@@ -234,6 +259,13 @@ def _render_run(env, page: RunPage, expected) -> str:
         figures["delta"] = plots.delta_chart(page.per_class, page.title)
     if page.curves:
         figures["curves"] = plots.training_curves(page.curves, page.title)
+    early = _early_verdict(page)
+    if early is not None and early.get("points"):
+        try:
+            figures["early"] = plots.early_verdict_chart(early)
+        except (TypeError, KeyError, ValueError, IndexError) as exc:     # values of another shape than watch's
+            page.notes.append(f"early verdict chart skipped: its points are not what `repro watch` writes "
+                              f"({exc.__class__.__name__})")
     rows, notes = gallery.load_gallery(page.record, page.run_dir)
     rep = page.record.get("reproduction")
     published = None

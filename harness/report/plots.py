@@ -6,6 +6,8 @@ import functools
 import io
 import math
 
+from harness.curves.plot import band_chart
+
 WORST = 30          # classes in the per-class chart
 DELTA_ROWS = 30     # classes that lose most, in the Δ IoU chart
 DELTA_GAINS = 10    # and those that gain most
@@ -191,3 +193,11 @@ def compare_curves(pages) -> str | None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _data_uri(fig)
+
+
+@_plain_text
+def early_verdict_chart(watch: dict) -> str | None:
+    """The early verdict's chart (harness/curves/plot.py: the run's loss and mIoU over the references' band, the first
+    off-track point marked) as a data URI; None when it has no loss or mIoU points."""
+    png = band_chart(watch)
+    return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")

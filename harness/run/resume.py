@@ -62,21 +62,29 @@ def latest_unfinished(parent: Path, reproduction: str) -> tuple[Path, Job, Path]
     return None
 
 
-def resumable(run_dir: Path, reproduction: str) -> tuple[Job, Path]:
-    """(its job, the checkpoint to continue from) for an unfinished train run; else the one-line refusal."""
-    fix = "run without --resume to start a new run, or pass the unfinished run's directory with --work-dir"
+def _unfinished(run_dir: Path, reproduction: str, kind: str, what: str, fix: str,
+                refusal: type[ReproError] = ReproError) -> Job:
+    """The job of an unfinished `kind` run of `reproduction` in `run_dir` (`what`: "a train run", "an evaluation",
+    as the refusal names it); else the one-line refusal."""
     if not run_dir.is_dir():
-        raise ReproError(f"nothing to resume: {run_dir} does not exist", fix=fix)
+        raise refusal(f"nothing to resume: {run_dir} does not exist", fix=fix)
     state = read_state(run_dir)
     job = state.job
     if job is None:
-        raise ReproError(f"nothing to resume: {run_dir} holds no repro run (no job.json)", fix=fix)
-    if job.kind != "train" or job.reproduction != reproduction:
-        raise ReproError(f"nothing to resume: {run_dir} is a {job.kind} run of {job.reproduction}, "
-                         f"not a train run of {reproduction}", fix=fix)
+        raise refusal(f"nothing to resume: {run_dir} holds no repro run (no job.json)", fix=fix)
+    if job.kind != kind or job.reproduction != reproduction:
+        raise refusal(f"nothing to resume: {run_dir} is a {job.kind} run of {job.reproduction}, "
+                      f"not {what} of {reproduction}", fix=fix)
     if state.record is not None and state.record.get("status") != "failed":
-        raise ReproError(f"{run_dir} is a finished run ({state.describe().removeprefix('a run record ')}); "
-                         "--resume continues only unfinished runs", fix=fix)
+        raise refusal(f"{run_dir} is a finished run ({state.describe().removeprefix('a run record ')}); "
+                      "--resume continues only unfinished runs", fix=fix)
+    return job
+
+
+def resumable(run_dir: Path, reproduction: str) -> tuple[Job, Path]:
+    """(its job, the checkpoint to continue from) for an unfinished train run; else the one-line refusal."""
+    fix = "run without --resume to start a new run, or pass the unfinished run's directory with --work-dir"
+    job = _unfinished(run_dir, reproduction, "train", "a train run", fix)
     checkpoint = complete_checkpoint(run_dir)
     if checkpoint is None:
         raise ReproError(f"nothing to resume: no complete iter_*.pth checkpoint in {run_dir}", fix=fix)
@@ -149,21 +157,10 @@ def _launch(job: Job, given: LaunchOptions) -> LaunchOptions:
 def _unfinished_eval(run_dir: Path, reproduction: str, protocol: str | None) -> Job:
     """The job of an unfinished eval run of `reproduction` (and `protocol` when given); else the refusal."""
     fix = "run without --resume to start a new evaluation, or pass the unfinished run's directory with --work-dir"
-    if not run_dir.is_dir():
-        raise ResumeRefused(f"nothing to resume: {run_dir} does not exist", fix=fix)
-    state = read_state(run_dir)
-    job = state.job
-    if job is None:
-        raise ResumeRefused(f"nothing to resume: {run_dir} holds no repro run (no job.json)", fix=fix)
-    if job.kind != "eval" or job.reproduction != reproduction:
-        raise ResumeRefused(f"nothing to resume: {run_dir} is a {job.kind} run of {job.reproduction}, "
-                            f"not an evaluation of {reproduction}", fix=fix)
+    job = _unfinished(run_dir, reproduction, "eval", "an evaluation", fix, ResumeRefused)
     if protocol is not None and job.protocol != protocol:
         raise ResumeRefused(f"{run_dir}: the protocol differs from the interrupted evaluation's ({protocol}, "
                             f"recorded {job.protocol})", fix=RESUME_FIX)
-    if state.record is not None and state.record.get("status") != "failed":
-        raise ResumeRefused(f"{run_dir} is a finished run ({state.describe().removeprefix('a run record ')}); "
-                            "--resume continues only unfinished evaluations", fix=fix)
     return job
 
 
