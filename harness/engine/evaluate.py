@@ -9,14 +9,6 @@ from harness.engine.distributed import sync_bn_to_bn, wrap_model
 from harness.engine.rows import IndexShard, LedgerSink, gather_rows
 
 
-class EvaluationInterrupted(Exception):
-    """SIGTERM during the evaluation loop (a Slurm time limit's signal, a preemption, a kill): the images finished
-    so far are flushed to the ledger chunks, then the engine exits non-zero; `--resume` continues from them."""
-
-    def one_line(self) -> str:
-        return f"evaluation interrupted by SIGTERM: {self}"
-
-
 def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
                     precision: str = "fp32", on_prediction=None, sink: LedgerSink | None = None) -> tuple[list, float]:
     """Our test loop: mmseg's single_gpu_test / multi_gpu_test with pre_eval=True, in one function.
@@ -47,6 +39,7 @@ def evaluate_loader(model, data_loader, info: dict, tmpdir: str | None = None,
             sink.add(index, np.asarray(pred).size, torch.stack(list(areas)).long().numpy())
         if bar is not None:
             bar.update(len(result) * info["world_size"])
+        sink.check_stop()
     rows = gather_rows(sink.rows, info, tmpdir)
     return rows, time.perf_counter() - start
 
@@ -171,25 +164,23 @@ def stock_loader(dataset, shard: IndexShard, workers: int):
 
 
 class _flush_on_sigterm:
-    """While the loop runs, SIGTERM raises EvaluationInterrupted in the main thread; on the way out, whatever
-    happened, the rows waiting in the sink are written as a chunk with SIGTERM held off (a launcher's second
-    SIGTERM, torchrun's, must not cut it short), and held off still while a stopped process writes its failure
-    line and exits."""
+    """While the loop runs, SIGTERM notes a stop in the sink (the loop raises EvaluationInterrupted at its next
+    image boundary); on the way out, whatever happened, the rows waiting in the sink are written as a chunk with
+    SIGTERM held off (a launcher's second SIGTERM, torchrun's, must not cut it short), and held off still while a
+    stopped process writes its failure line and exits."""
 
     def __init__(self, sink: LedgerSink, todo: int):
         self.sink, self.todo = sink, todo
         self.installed, self.previous = False, None
 
-    def _raise(self, signum, frame):
-        raise EvaluationInterrupted(f"{len(self.sink.rows)} of this process's images were done "
-                                    f"({self.todo} to do in this session); the ledger chunks hold them: continue "
-                                    "with `repro eval ... --resume`")
+    def _note(self, signum, frame):
+        self.sink.request_stop(f"({self.todo} to do in this session)")
 
     def __enter__(self):
         import signal
         import threading
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._raise)
+            self.previous = signal.signal(signal.SIGTERM, self._note)
             self.installed = True
         return self
 

@@ -284,6 +284,7 @@ def evaluate_loader_fast(model, loader, info: dict, tmpdir: str | None = None, b
                 to_host()
             if bar is not None:
                 bar.update(info["world_size"])
+            sink.check_stop()
     finally:
         if pending:
             to_host()

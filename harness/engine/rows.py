@@ -26,13 +26,34 @@ class IndexShard:
         return len(self.indices)
 
 
+class EvaluationInterrupted(Exception):
+    """SIGTERM during the evaluation loop (a Slurm time limit's signal, a preemption, a kill): the images finished
+    so far are flushed to the ledger chunks, then the engine exits non-zero; `--resume` continues from them."""
+
+    def one_line(self) -> str:
+        return f"evaluation interrupted by SIGTERM: {self}"
+
+
 class LedgerSink:
     """Where each finished image's row goes: this rank's chunk writer (own images only) and the rows gathered at
-    the end. A row is (dataset index, pixel count, (4, C) int64 areas in AREAS order)."""
+    the end. A row is (dataset index, pixel count, (4, C) int64 areas in AREAS order).
+
+    A stop (SIGTERM) is only noted when it comes (`request_stop`): the loops call `check_stop` between images,
+    so a signal never lands between a chunk's rename and the writer's bookkeeping (which wrote the same images
+    into two chunks); `due` is true once a stop is noted, so rows waiting in a loop reach the sink first."""
 
     def __init__(self, dataset, shard: IndexShard, writer=None):
         self.dataset, self.shard, self.writer = dataset, shard, writer
         self.rows: list[tuple] = []
+        self.stop: str | None = None
+
+    def request_stop(self, why: str) -> None:
+        self.stop = why
+
+    def check_stop(self) -> None:
+        if self.stop is not None:
+            raise EvaluationInterrupted(f"{len(self.rows)} of this process's images were done {self.stop}; the "
+                                        "ledger chunks hold them: continue with `repro eval ... --resume`")
 
     def add(self, index: int, pixels: int, areas) -> None:
         import numpy as np
@@ -42,7 +63,7 @@ class LedgerSink:
             self.writer.add(index, self.dataset.img_infos[index]["filename"], pixels, areas)
 
     def due(self, waiting: int = 0) -> bool:
-        return self.writer is not None and self.writer.due(waiting)
+        return self.stop is not None or (self.writer is not None and self.writer.due(waiting))
 
     def flush(self) -> None:
         if self.writer is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.errors import ReproError
 from harness.fetch.hashing import sha256
+from harness.fetch.pool import chunk_results
 from harness.registry import datasets
 from harness.registry.datasets import Dataset
 
@@ -111,8 +112,6 @@ def pair_facts(root: Path, pairs: list[tuple[str, str]], ignored: int, decode: b
                progress: bool = True, processes: int | None = None) -> dict[str, tuple]:
     """The label-check facts of every (image, annotation) pair under root, over worker processes when there are
     many (decoding 22,000 JPEGs is a minute of one CPU)."""
-    import multiprocessing
-
     tasks = [(str(root), pairs[i:i + CHUNK], ignored, decode) for i in range(0, len(pairs), CHUNK)]
     processes = processes or workers()
     bar = None
@@ -120,28 +119,13 @@ def pair_facts(root: Path, pairs: list[tuple[str, str]], ignored: int, decode: b
         from harness.console import bar as progress_bar
         bar = progress_bar(len(pairs), "decoding images" if decode else "checking annotations", unit="files")
     facts: dict[str, tuple] = {}
-    pool = None
-    finished = False
     try:
-        if processes == 1 or len(tasks) <= 1:
-            results = map(_pair_facts_chunk, tasks)
-        else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                                  else None)
-            pool = context.Pool(min(processes, len(tasks)))
-            results = pool.imap_unordered(_pair_facts_chunk, tasks)
-        for chunk in results:
-            facts.update(chunk)
-            if bar is not None:
-                bar.update(len(chunk) // 2)
-        finished = True
+        with chunk_results(_pair_facts_chunk, tasks, processes) as results:
+            for chunk in results:
+                facts.update(chunk)
+                if bar is not None:
+                    bar.update(len(chunk) // 2)
     finally:
-        if pool is not None:
-            if finished:            # idle workers exit on close(); terminate() can wait seconds on its locks
-                pool.close()
-            else:
-                pool.terminate()
-            pool.join()
         if bar is not None:
             bar.close()
     return facts

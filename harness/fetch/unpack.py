@@ -18,7 +18,6 @@ is, `ArchiveDigests` computes them for the manifest in a thread while the member
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import shutil
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 from harness.errors import ReproError
 from harness.fetch import layout
 from harness.fetch.hashing import file_hashes
+from harness.fetch.pool import chunk_results
 from harness.registry import datasets
 from harness.registry.datasets import Dataset
 
@@ -200,19 +200,9 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
     files: dict[str, list] = {}
     facts: dict[str, tuple] = {}
     try:
-        pool = None
-        if processes == 1 or len(tasks) == 1:
-            _open(str(zip_path))
-            results = map(_extract_chunk, tasks)
-        else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                                  else None)
-            pool = context.Pool(min(processes, len(tasks)), initializer=_open, initargs=(str(zip_path),))
-            results = pool.imap_unordered(_extract_chunk, tasks)
-        if alongside is not None:
-            alongside()
-        finished = False
-        try:
+        with chunk_results(_extract_chunk, tasks, processes, initializer=_open, initargs=(str(zip_path),)) as results:
+            if alongside is not None:
+                alongside()
             for chunk in results:
                 for rel, size, digest, fact in chunk:
                     if rel == "":
@@ -223,17 +213,8 @@ def unpack(zip_path: Path, members: list[tuple[str, str]], dest: Path, progress:
                         facts[rel] = fact
                 if bar is not None:
                     bar.update(len(chunk))
-            finished = True
-        finally:
-            if pool is not None:
-                if finished:            # idle workers exit on close(); terminate() can wait seconds on its locks
-                    pool.close()
-                else:
-                    pool.terminate()
-                pool.join()
-            else:
-                _open(None)
     finally:
+        _open(None)             # the archive opened here when no pool did the work
         if bar is not None:
             bar.close()
     return files, facts

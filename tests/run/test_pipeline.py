@@ -172,7 +172,9 @@ def test_dry_run_slurm(repro, tmp_path):
         "#!/bin/bash", "#SBATCH --job-name=repro-eva02_L_sz512-eval", "#SBATCH --nodes=2",
         "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=5",
         f"#SBATCH --output={work / 'slurm-%j.out'}", "#SBATCH --partition=gpu", "#SBATCH --time=04:00:00"]
-    assert f"srun --kill-on-bad-exit=1 {py} -u -m harness.engine.entry --job {work / 'job.json'}" in lines
+    assert lines[i + 9:i + 12] == ["#SBATCH --signal=B:TERM@60", "#SBATCH --requeue", "#SBATCH --open-mode=append"]
+    # an evaluation's step runs in the background, so the shell can pass on the time limit's signal and requeue
+    assert f"srun --kill-on-bad-exit=1 {py} -u -m harness.engine.entry --job {work / 'job.json'} &" in lines
     assert f'{py} -m harness.run.finalize --run-dir {work} --rc "$rc"' in lines
     assert not work.exists()
 

@@ -3,6 +3,7 @@ the requeued job continues from the ledger and ends with the metrics of one unin
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -33,8 +34,12 @@ def test_an_evaluation_job_script_asks_for_the_signal_and_requeues(tmp_path):
 @pytest.mark.slow
 def test_an_evaluation_cut_by_its_time_limit_is_requeued_and_finishes_like_an_uninterrupted_one(
         slurm_env, tmp_path):
-    """ms on 40 images needs well over a minute on one CPU; under `--time 2` Slurm signals it 60 s before the limit,
-    the job flushes and requeues itself, and the requeued job finishes the rest."""
+    """Under `--time 2` Slurm signals the job 60 s before its limit, so each session evaluates for about a minute
+    less its start-up; the job flushes and requeues itself (Slurm holds a requeued job about 2 minutes), and a
+    later session finishes the rest. The number of images is sized from this machine's measured speed (ms on the 2
+    training-set images) for about 75 s of evaluation at that speed: one CPU per task under Slurm is slower (1.6x
+    measured), so the job needs 2-3 sessions, about 7 minutes in all, where a fixed 40 images ended in one session
+    on a faster machine."""
     pytest.importorskip("mmseg.apis")
     import sys
 
@@ -47,8 +52,12 @@ def test_an_evaluation_cut_by_its_time_limit_is_requeued_and_finishes_like_an_un
     small = generate(tmp_path / "small" / "ADEChallengeData2016", num_train=4, num_val=2, seed=1)
     run = train_demo_briefly(small, tmp_path / "train")
     ckpt = run / json.loads((run / "result.json").read_text())["artifacts"]["final_checkpoint"]
-    root = generate(tmp_path / "val" / "ADEChallengeData2016", num_train=4, num_val=40, seed=0)
     options = ["data.workers_per_gpu=0"]
+    probe = evaluate(DEMO, "ms", checkpoint=ckpt, data_root=small, work_dir=tmp_path / "probe", cfg_options=options,
+                     echo=False)
+    per_image = probe["timing"]["eval_s"] / 2
+    num_val = min(400, max(40, math.ceil(75 / per_image)))
+    root = generate(tmp_path / "val" / "ADEChallengeData2016", num_train=4, num_val=num_val, seed=0)
     whole = evaluate(DEMO, "ms", checkpoint=ckpt, data_root=root, work_dir=tmp_path / "whole", cfg_options=options,
                      echo=False)
 
@@ -60,7 +69,7 @@ def test_an_evaluation_cut_by_its_time_limit_is_requeued_and_finishes_like_an_un
     job = job_id(work)
     deadline = time.monotonic() + 900
     while not (work / "result.json").exists():
-        assert time.monotonic() < deadline, f"no record after 15 minutes: {slurm_env.job(job)}"
+        assert time.monotonic() < deadline, f"no record after 15 minutes ({num_val} images, {per_image:.2f} s each): {slurm_env.job(job)}"
         time.sleep(2)
     info = wait_until_ended(slurm_env, job)
     record = json.loads((work / "result.json").read_text())

@@ -55,7 +55,9 @@ def test_from_file_with_the_wrong_bytes_is_refused_and_left_in_place(home, tmp_p
 def test_dry_run_prints_the_resolved_config_of_each_protocol(home):
     ss = repro("eval", B0_ID, "--dry-run", "--device", "cpu")
     ms = repro("eval", B0_ID, "--dry-run", "--device", "cpu", "--protocol", "ms")
-    assert ss.exit_code == ms.exit_code == 0, ss.output + ms.output
+    # no weights and no data in this home: the plan is printed, then the refusal the real run would meet
+    assert ss.exit_code == ms.exit_code == 2, ss.output + ms.output
+    assert "the real run would be refused: weights of " + B0_ID in ss.output
     assert "# resolved config:" in ss.output and "type='MixVisionTransformer'" in ss.output
     assert "img_ratios=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]" in ms.output and "img_ratios" not in ss.output
     refused = repro("eval", B0_ID, "--protocol", "tta", "--dry-run")
