@@ -4,6 +4,8 @@ Every file the harness writes that a reader may open while it is being written (
 manifests, batch files, ledgers) goes through `write_bytes_atomic`: a temporary name in the same folder, flushed
 and fsynced, renamed over the target, and the folder fsynced, so a kill leaves either the old file or the new one.
 `file_sha256` is the one file digest where no progress is shown (`harness.fetch.hashing` adds a bar for big files).
+`read_json` is the one way a JSON file of the harness (job, record, batch file) is read: its value, or one
+ReproError naming the file and the fix.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from harness.errors import ReproError
 
 CHUNK = 1 << 20          # what a hasher that shows progress reads at a time (harness.fetch.hashing)
 
@@ -78,3 +82,14 @@ def file_sha256(path: Path | str) -> str:
     """The sha256 hex digest of a file, read in chunks (hashlib.file_digest)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def read_json(path: Path | str, fix: str) -> Any:
+    """The value of a JSON file; a file that cannot be read or is not JSON is one ReproError with `fix`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise ReproError(f"cannot read {path}: {exc.strerror or exc}", fix=fix) from None
+    except ValueError as exc:
+        raise ReproError(f"{path} is not JSON ({exc})", fix=fix) from None

@@ -13,14 +13,13 @@ after every change, so an interrupted batch still lists every run it meant to st
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from harness import paths
 from harness.clock import iso_now
 from harness.errors import ReproError
-from harness.fileio import write_json_atomic
+from harness.fileio import read_json, write_json_atomic
 from harness.run.claim import claim_default, claim_new, release
 
 BATCH_FILE = "batch.json"
@@ -72,13 +71,7 @@ def is_batch(path: Path | str) -> bool:
 def load_batch(path: Path | str) -> tuple[Path, dict]:
     """(batch folder, batch file) of a batch folder or batch.json; a file that is not one is refused in one line."""
     file = _file_of(path)
-    try:
-        batch = json.loads(file.read_text())
-    except OSError as exc:
-        raise ReproError(f"cannot read the batch file {file}: {exc.strerror or exc}",
-                         fix="pass a batch folder made by `repro batch` (it holds batch.json)") from exc
-    except ValueError as exc:
-        raise ReproError(f"{file} is not JSON ({exc})", fix="pass the batch.json that `repro batch` wrote") from exc
+    batch = read_json(file, fix="pass a batch folder made by `repro batch` (it holds batch.json)")
     if not isinstance(batch, dict) or batch.get("schema") != SCHEMA or not isinstance(batch.get("runs"), list):
         raise ReproError(f"{file} is not a batch file ({SCHEMA})", fix="pass the batch.json that `repro batch` wrote")
     return file.parent.resolve(), batch

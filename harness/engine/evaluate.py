@@ -87,7 +87,11 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
     workers = cfg.data.get("workers_per_gpu", 0)
     show = _show_dir(job, dataset)
     parts = run_dir / PARTS_DIR
-    earlier, session = _start_session(parts, job, dataset, info)
+    batch_size = None
+    if engine == "fast":
+        from harness.engine.evaluate_fast import window_batch
+        batch_size = window_batch(info, job.get("eval_batch_size") or ledger_resume.window_batch_of(parts))
+    earlier, session = _start_session(parts, job, dataset, info, batch_size)
     done = set(earlier.index.tolist()) if earlier is not None else set()
     remaining = [i for i in range(len(dataset)) if i not in done]
     if info["rank"] == 0 and done:
@@ -100,7 +104,7 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
             from harness.engine.evaluate_fast import build_loader, evaluate_loader_fast
             loader = build_loader(dataset, info, workers, sampler=shard)
             rows, seconds = evaluate_loader_fast(model, loader, info, tmpdir=tmpdir, precision=precision,
-                                                 batch_size=job.get("eval_batch_size"), on_prediction=show,
+                                                 batch_size=batch_size, on_prediction=show,
                                                  sink=sink)
         else:
             loader = stock_loader(dataset, shard, workers)
@@ -131,7 +135,7 @@ def final_evaluation(model, cfg, info: dict, run_dir: Path, job: dict, logger) -
             "ledger": {"file": LEDGER_FILE, **ledger_file}, "sessions": session}
 
 
-def _start_session(parts: Path, job: dict, dataset, info: dict):
+def _start_session(parts: Path, job: dict, dataset, info: dict, window_batch: int | None):
     """(the earlier sessions' ledger or None, this session's number): every rank reads the chunks before any
     rank writes one (a barrier), rank 0 checks the earlier sessions' settings and marks this session."""
     from harness.ledger import resume as ledger_resume
@@ -145,7 +149,7 @@ def _start_session(parts: Path, job: dict, dataset, info: dict):
         if names != earlier.names.tolist():
             raise ledger_resume.ResumeRefused(f"{parts}: its chunks were written for other images than this "
                                               "dataset's", fix="start a new run (without --resume)")
-    session = ledger_resume.start_session(parts, job, write=info["rank"] == 0)
+    session = ledger_resume.start_session(parts, job, write=info["rank"] == 0, window_batch=window_batch)
     if info["distributed"]:
         import torch.distributed as dist
         dist.barrier()

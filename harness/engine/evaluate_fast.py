@@ -1,9 +1,9 @@
 """The fast exact evaluation path (`repro eval --engine fast`): mmseg 0.29.1's slide_inference + aug_test +
-pre_eval, with the windows of several images and augmentations going through the model in batches.
+pre_eval, with the windows of each image's augmentations going through the model in batches.
 
 Where are windows batched? In `run_window_batches` below, and nowhere else: it walks the windows of every
-(image, scale, flip) in order and puts consecutive windows of the same shape into one `encode_decode` call of up
-to `batch_size` windows. Everything around it is mmseg's arithmetic, in mmseg's order, on the model's device:
+(image, scale, flip) in order and puts consecutive windows of the same shape and image into one `encode_decode`
+call of up to `batch_size` windows (the same for every session and rank of one evaluation: `window_batch`). Everything around it is mmseg's arithmetic, in mmseg's order, on the model's device:
 
 - windows: the grid of EncoderDecoder.slide_inference (test_cfg crop_size/stride; mode 'whole' is one window
   of the whole image), logits from the model's own `encode_decode` (it resizes the decode output to the window);
@@ -132,9 +132,13 @@ def aug_passes(samples: Iterable[Sample], test_cfg, device) -> Iterator[AugPass]
 
 
 def run_window_batches(model, passes: Iterable[AugPass], batch_size: int, precision: str) -> Iterator[AugPass]:
-    """THE place where windows are batched: consecutive windows of one shape, from any number of images and
+    """THE place where windows are batched: consecutive windows of one shape and one image, from any number of its
     augmentations, go through `model.encode_decode` together (at most `batch_size`). Each window's logits are
-    added into its view's canvas in grid order; a view is yielded, stitched, as soon as its last window is in."""
+    added into its view's canvas in grid order; a view is yielded, stitched, as soon as its last window is in.
+
+    A batch never holds two images' windows: the kernels a backend picks depend on the batch, so a window's logits
+    may differ in their last bits with its neighbours, and an image's pixels must not depend on which images came
+    before it in this process (an evaluation resumed at any image, or sharded otherwise, gives the same ledger)."""
     device_type = next(model.parameters()).device.type
     batch: list[tuple[AugPass, tuple]] = []
 
@@ -159,8 +163,8 @@ def run_window_batches(model, passes: Iterable[AugPass], batch_size: int, precis
     for p in passes:
         for window in p.windows:
             shape = (window[1] - window[0], window[3] - window[2])
-            if batch and (len(batch) >= batch_size or shape != (batch[0][1][1] - batch[0][1][0],
-                                                                  batch[0][1][3] - batch[0][1][2])):
+            if batch and (len(batch) >= batch_size or p.sample != batch[0][0].sample
+                          or shape != (batch[0][1][1] - batch[0][1][0], batch[0][1][3] - batch[0][1][2])):
                 yield from flush()
             batch.append((p, window))
     if batch:
@@ -245,6 +249,20 @@ def default_batch_size(device) -> int:
         return CPU_BATCH
     free, _ = torch.cuda.mem_get_info(device)
     return int(max(1, min(32, free // 4 // (1 << 30))))
+
+
+def window_batch(info: dict, given: int | None) -> int:
+    """The windows per forward of an evaluation's first session: `given` (the job's, or an earlier session's),
+    else the default of the device with the least free memory among the ranks, so every rank batches alike."""
+    if given:
+        return int(given)
+    size = default_batch_size(info["device"])
+    if info["distributed"]:
+        import torch.distributed as dist
+        agreed = torch.tensor([size], device=info["device"])
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        size = int(agreed.item())
+    return size
 
 
 def evaluate_loader_fast(model, loader, info: dict, tmpdir: str | None = None, batch_size: int | None = None,

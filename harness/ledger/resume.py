@@ -72,8 +72,15 @@ def sessions(parts: Path) -> list[dict]:
     return out
 
 
-def start_session(parts: Path, job: dict, write: bool = True) -> int:
-    """Check this session's settings against the earlier sessions'; mark it (`write`: rank 0); return its number."""
+def window_batch_of(parts: Path) -> int | None:
+    """The fast engine's windows per forward that the first session recorded (every later session keeps it: the
+    batches an image's windows form are part of what makes its pixels)."""
+    return next((s["window_batch"] for s in sessions(parts) if isinstance(s.get("window_batch"), int)), None)
+
+
+def start_session(parts: Path, job: dict, write: bool = True, window_batch: int | None = None) -> int:
+    """Check this session's settings against the earlier sessions'; mark it (`write`: rank 0) with the fast
+    engine's `window_batch`; return its number."""
     from harness.clock import iso_now
     parts = Path(parts)
     earlier = sessions(parts)
@@ -85,7 +92,8 @@ def start_session(parts: Path, job: dict, write: bool = True) -> int:
         launch = job.get("launch") or {}
         write_json_atomic(parts / f"session{number}.json", {
             "session": number, "started": iso_now(), "settings": now, "world_size": launch.get("world_size"),
-            "launcher": launch.get("launcher"), "images_done_before": _images_done(parts)})
+            "launcher": launch.get("launcher"), "images_done_before": _images_done(parts),
+            "window_batch": window_batch})
     return number
 
 

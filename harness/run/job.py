@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ReproError
-from harness.fileio import write_json_atomic
+from harness.fileio import read_json, write_json_atomic
 from harness.run.folder import JOB_FILE, note_written
 from harness.run.shape import UNSET, ShapeError, doc, from_dict, to_dict
 
@@ -120,16 +120,7 @@ def write_job(path: Path, job: Job) -> Path:
 
 def read_job(path: Path | str, strict: bool = True) -> Job:
     """The one reader of job.json; a file that is missing, not JSON or not a job is one ReproError."""
-    import json
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ReproError(f"cannot read the job file {path}: {exc.strerror or exc}",
-                         fix="pass the job.json of a run folder") from None
-    except ValueError as exc:
-        raise ReproError(f"{path} is not JSON ({exc})", fix="start the run again") from None
+    data = read_json(path, fix="pass the job.json of a run folder, or start the run again")
     return job_from_dict(data, str(path), strict=strict)
 
 

@@ -7,14 +7,13 @@ environment capture imports torch only when asked for it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ReproError
-from harness.fileio import jsonable, write_json_atomic
+from harness.fileio import jsonable, read_json, write_json_atomic
 from harness.recordcheck import check_result
 from harness.run.folder import RESULT_FILE, note_written
 from harness.run.job import LaunchFacts
@@ -110,11 +109,7 @@ def read_result(path: Path) -> dict:
         path = path / RESULT_FILE
     if not path.is_file():
         raise ReproError(f"no result record at {path}", fix="pass a run directory or a result.json path")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReproError(f"{path} is not valid JSON ({exc})",
-                         fix="re-run the command that writes it, or `repro import` the source file") from exc
+    data = read_json(path, fix="re-run the command that writes it, or `repro import` the source file")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReproError(f"{path} is not a {SCHEMA} record",
                          fix="produce it with `repro eval`, `repro train` or `repro import`")

@@ -87,6 +87,28 @@ def test_batch_size_does_not_change_the_logits(golden_model):
     assert max(float((a - b).abs().max()) for a, b in zip(one, many)) <= ATOL
 
 
+def test_a_batch_never_holds_two_images_windows(golden_model, monkeypatch):
+    """Three copies of the golden ss sample (2 windows of one shape each) through batches of up to 7 windows: every
+    forward holds windows of one image, so an image's logits do not depend on the images before it (a resumed or
+    re-sharded evaluation gives the same pixels); each image still gets all its windows."""
+    from harness.engine.evaluate_fast import Sample, aug_passes, run_window_batches
+    cfg, model = golden_model
+    one = _sample(cfg.ss)
+    samples = [Sample(i, one.imgs, [dict(m, ori_filename=f"img{i}") for m in one.metas]) for i in range(3)]
+    seen, encode_decode = [], model.encode_decode
+
+    def recording(crops, metas):
+        seen.append([m["ori_filename"] for m in metas])
+        return encode_decode(crops, metas)
+    monkeypatch.setattr(model, "encode_decode", recording)
+    with torch.no_grad():
+        views = list(run_window_batches(model, aug_passes(samples, model.test_cfg, "cpu"), 7, "fp32"))
+    assert len(views) == 3 and all(len(set(names)) == 1 for names in seen), seen
+    assert max(map(len, seen)) > 1                                    # windows of one image are still batched
+    per_image = {name: sum(len(b) for b in seen if b[0] == name) for name in ("img0", "img1", "img2")}
+    assert len(set(per_image.values())) == 1
+
+
 @pytest.mark.parametrize("reduce_zero_label", [True, False])
 def test_device_histograms_equal_mmseg_intersect_and_union(reduce_zero_label):
     from mmseg.core.evaluation.metrics import intersect_and_union
