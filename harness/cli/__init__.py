@@ -6,15 +6,10 @@ Heavy imports (torch, mmcv, mmseg) happen inside the commands that need them, so
 from __future__ import annotations
 
 import importlib
-import logging
-import warnings
 
 from harness.cli.group import cli
 
-# mmcv 1.7's import-time notice about mmcv 2.0 (Jan 2023) says nothing about this run; keep output readable
-warnings.filterwarnings("ignore", message="On January 1, 2023, MMCV will release v2.0.0")
-# nor does torch's "No CUDA runtime is found, using CUDA_HOME=..." when mmcv imports cpp_extension on a CPU machine
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+# mmcv's import-time notices are silenced by harness/engine/__init__.py, which every path to mmcv goes through
 
 
 def _register() -> None:

@@ -10,7 +10,10 @@
 Importing this package imports nothing heavy.
 """
 
+import logging
 import warnings
 
 # mmcv 1.7's import-time notice about mmcv 2.0 (Jan 2023) says nothing about this run; keep logs readable
 warnings.filterwarnings("ignore", message="On January 1, 2023, MMCV will release v2.0.0")
+# nor does torch's "No CUDA runtime is found, using CUDA_HOME=..." when mmcv imports cpp_extension on a CPU machine
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
