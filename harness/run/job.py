@@ -14,7 +14,7 @@ from typing import Any, Literal
 from harness.errors import ReproError
 from harness.fileio import read_json, write_json_atomic
 from harness.run.folder import JOB_FILE, note_written
-from harness.run.shape import UNSET, ShapeError, doc, from_dict, to_dict
+from harness.run.shape import UNSET, checked, doc, to_dict
 
 
 @dataclass
@@ -103,11 +103,8 @@ class Job:
 
 
 def job_from_dict(data: dict, source: str = JOB_FILE, strict: bool = True) -> Job:
-    try:
-        return from_dict(Job, data, strict=strict)
-    except ShapeError as exc:
-        raise ReproError(f"{source} is not a job file of this harness: {exc}",
-                         fix="start the run again with `repro eval` / `repro train`") from None
+    return checked(Job, data, source, "a job file of this harness", strict=strict,
+                   fix="start the run again with `repro eval` / `repro train`")
 
 
 def write_job(path: Path, job: Job) -> Path:

@@ -17,7 +17,7 @@ from harness.fileio import jsonable, read_json, write_json_atomic
 from harness.recordcheck import check_result
 from harness.run.folder import RESULT_FILE, note_written
 from harness.run.job import LaunchFacts
-from harness.run.shape import UNSET, ShapeError, doc, from_dict, to_dict
+from harness.run.shape import UNSET, ShapeError, checked, doc, from_dict, to_dict
 
 SCHEMA = "repro.result/1"
 Metric = float | None     # percent at full precision; NaN (a class absent from the split) is null
@@ -73,11 +73,8 @@ class Record:
 
 
 def _record_from_dict(data: dict, source: str, strict: bool) -> Record:
-    try:
-        return from_dict(Record, data, strict=strict)
-    except ShapeError as exc:
-        raise ReproError(f"{source} is not a valid {SCHEMA} record: {exc}",
-                         fix="produce it with `repro eval`, `repro train` or `repro import`") from None
+    return checked(Record, data, source, f"a valid {SCHEMA} record", strict=strict,
+                   fix="produce it with `repro eval`, `repro train` or `repro import`")
 
 
 def _check_values(data: dict, source: str) -> None:

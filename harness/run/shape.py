@@ -13,6 +13,8 @@ import types
 import typing
 from typing import Any, Literal, Union
 
+from harness.errors import ReproError
+
 
 class _Unset:
     def __repr__(self) -> str:
@@ -128,6 +130,14 @@ def from_dict(cls, data: dict, where: str = "", strict: bool = True):
             continue
         values[name] = _convert(data[name], hints[name], prefix + name)
     return cls(**values)
+
+
+def checked(cls, data: dict, source: str, what: str, fix: str, strict: bool = True):
+    """`from_dict` for a file a user hands over: a mismatch is one ReproError (`<source> is not <what>: <field>`)."""
+    try:
+        return from_dict(cls, data, strict=strict)
+    except ShapeError as exc:
+        raise ReproError(f"{source} is not {what}: {exc}", fix=fix) from None
 
 
 def check(cls, data: dict, where: str = "", strict: bool = True) -> None:
