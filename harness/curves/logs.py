@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ReproError
+from harness.run.folder import JOB_FILE, read_json
 
 JSON_LR_RESOLUTION = 0.5e-5          # mmcv's _round_float: round(x, 5)
 EXACT_FILE = "curve.jsonl"           # what the harness's own hook writes: lr and loss unrounded
@@ -237,7 +238,7 @@ def read_run(run_dir: Path | str) -> TrainingLog:
     """A `repro train` run folder's curves: its train.log.json (+ train.log), the exact lr and loss the harness's
     hook wrote (curve.jsonl), iterations counted in optimizer steps (job.json's accumulate), its world size."""
     run_dir = Path(run_dir)
-    job = _read_json(run_dir / "job.json") or {}
+    job = read_json(run_dir / JOB_FILE) or {}
     candidates = [run_dir / "train.log.json", *sorted(run_dir.glob("*.log.json")), run_dir / "train.log",
                   *sorted(run_dir.glob("slurm-*.out"))]
     path = next((p for p in candidates if p.is_file()), None)
@@ -286,10 +287,3 @@ def in_steps(log: TrainingLog) -> TrainingLog:
         for point in [*log.train, *log.val]:
             point.iter = point.iter // k
     return log
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

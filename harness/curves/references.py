@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import paths
 from harness.curves import logs
 from harness.errors import ReproError
+from harness.run.folder import JOB_FILE, read_json
 
 BUILTIN_FOLDER = "reference_logs"
 
@@ -60,7 +60,7 @@ def _from_file(name: str, origin: str, path: Path, known_sha: str | None = None)
 
 
 def _from_run(name: str, folder: Path, reproduction: str | None) -> Reference:
-    job = _read_json(folder / "job.json") or {}
+    job = read_json(folder / JOB_FILE) or {}
     if reproduction and job.get("reproduction") not in (None, reproduction):
         raise ReproError(f"--reference {name} is a run of {job['reproduction']}, not of {reproduction}",
                          fix="pass a run (or log) of the same reproduction")
@@ -163,10 +163,3 @@ def from_records(records: list[dict]) -> list[Reference]:
                                  f"recorded {sha[:12]}…)", fix="restore it, or pass the references with --reference")
         out.append(ref)
     return out
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
