@@ -6,10 +6,15 @@ Heavy imports (torch, mmcv, mmseg) happen inside the commands that need them, so
 from __future__ import annotations
 
 import importlib
+import warnings
 
 from harness.cli.group import cli
 
-# mmcv's import-time notices are silenced by harness/engine/__init__.py, which every path to mmcv goes through
+# mmcv 1.7's import-time notice about mmcv 2.0 (Jan 2023) says nothing about this run; keep output readable (here
+# too: preflight may import mmcv.ops before anything imports harness.engine, which sets the same filter; `warnings`
+# is loaded at interpreter start, so this costs nothing). torch's "No CUDA runtime is found" logger is quieted by
+# harness/engine/__init__.py alone: only a CPU machine prints it, and there mmcv is reached through harness.engine.
+warnings.filterwarnings("ignore", message="On January 1, 2023, MMCV will release v2.0.0")
 
 
 def _register() -> None:

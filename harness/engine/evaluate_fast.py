@@ -3,7 +3,8 @@ pre_eval, with the windows of each image's augmentations going through the model
 
 Where are windows batched? In `run_window_batches` below, and nowhere else: it walks the windows of every
 (image, scale, flip) in order and puts consecutive windows of the same shape and image into one `encode_decode`
-call of up to `batch_size` windows (the same for every session and rank of one evaluation: `window_batch`). Everything around it is mmseg's arithmetic, in mmseg's order, on the model's device:
+call of up to `batch_size` windows (the same for every session and rank of one evaluation: `window_batch`).
+Everything around it is mmseg's arithmetic, in mmseg's order, on the model's device:
 
 - windows: the grid of EncoderDecoder.slide_inference (test_cfg crop_size/stride; mode 'whole' is one window
   of the whole image), logits from the model's own `encode_decode` (it resizes the decode output to the window);
